@@ -1,4 +1,84 @@
-int main(void)
+/* prism-bench — prism's benchmarks.  Usage and output: ../shared/BENCHMARKS.md and
+ * bench/README.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "suites.h"
+
+static const struct {
+	const char *name;
+	int (*run)(const struct bench_opts *o);
+	const char *about;
+} suites[] = {
+	{"ring", bench_ring, "SPSC shared-memory rings between two processes"},
+};
+
+static void usage(FILE *f)
 {
-	return 0;
+	fprintf(f, "usage: prism-bench [--json] [--quick] [--rounds N] SUITE...\n"
+		   "       prism-bench all\n\n"
+		   "  --json      one JSON object per line (suite, case, unit, value or\n"
+		   "              n/p50/p99/p999/max) instead of a table\n"
+		   "  --quick     fewer iterations (smoke runs; not for published figures)\n"
+		   "  --rounds N  interleaved rounds per suite (default: the suite's own)\n\n"
+		   "suites:\n");
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+		fprintf(f, "  %-8s %s\n", suites[i].name, suites[i].about);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o = {0};
+	const char *want[16];
+	int nwant = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			o.json = true;
+		} else if (strcmp(argv[i], "--quick") == 0) {
+			o.quick = true;
+		} else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+			char *end;
+			long r = strtol(argv[++i], &end, 10);
+			if (*end || r < 1 || r > 1000) {
+				fprintf(stderr,
+					"prism-bench: --rounds wants 1..1000, got '%s'\n",
+					argv[i]);
+				return 2;
+			}
+			o.rounds = (int)r;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "prism-bench: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		} else if (nwant < 16) {
+			want[nwant++] = argv[i];
+		}
+	}
+	if (nwant == 0) {
+		usage(stderr);
+		return 2;
+	}
+	prism_clock_calibrate();
+	int failed = 0;
+	for (int w = 0; w < nwant; w++) {
+		int found = 0;
+		for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+			if (strcmp(want[w], "all") != 0 && strcmp(want[w], suites[i].name) != 0)
+				continue;
+			found = 1;
+			if (suites[i].run(&o) != 0)
+				failed = 1;
+		}
+		if (!found) {
+			fprintf(stderr, "prism-bench: no suite '%s'\n", want[w]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	return failed;
 }

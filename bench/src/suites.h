@@ -1,0 +1,10 @@
+/* suites.h — the table of prism-bench suites.  A suite returns 0, or non-zero when it
+ * could not run (its reason printed on stderr). */
+#ifndef PRISM_BENCH_SUITES_H
+#define PRISM_BENCH_SUITES_H
+
+#include "report.h"
+
+int bench_ring(const struct bench_opts *o);
+
+#endif
