@@ -336,3 +336,80 @@ Test(ring, fault_injection_in_segment_and_ring_creation)
 	cr_assert_gt(n, 4, "segment and ring creation pass several fault points");
 	cr_assert_lt(n, 100);
 }
+
+Test(ring, shared_doorbell_one_consumer_many_producers, .timeout = 60)
+{
+	/* Three rings drained by one consumer that sleeps on one doorbell; three producer
+	 * processes each feed one ring at their own pace. */
+	enum { RINGS = 3, PER = 20000 };
+	size_t one = (prism_ring_memsize(8, 256) + 63) & ~(size_t)63;
+	prism_shm *seg = NULL;
+	cr_assert_eq(prism_shm_create("bell", 64 + RINGS * one, 0, &seg), 0);
+	char *base = prism_shm_base(seg);
+	prism_doorbell_init(base);
+	prism_ring *rings[RINGS];
+	for (int i = 0; i < RINGS; i++)
+		cr_assert_eq(prism_ring_create_shared(base + 64 + i * one, one, "s", 8, 256,
+						      base, &rings[i]),
+			     0);
+	prism_ring *plain = NULL;
+	cr_assert_eq(prism_ring_attach(base + 64, one, &plain), -EINVAL,
+		     "a shared-doorbell ring cannot be opened without its doorbell");
+	pid_t pids[RINGS];
+	for (int i = 0; i < RINGS; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			prism_ring *out = NULL;
+			if (prism_ring_attach_shared(base + 64 + i * one, one, base, &out) != 0)
+				_exit(91);
+			for (uint64_t v = 0; v < PER;) {
+				uint64_t msg = ((uint64_t)i << 32) | v;
+				if (prism_ring_enqueue_burst(out, &msg, 1) == 1)
+					v++;
+				else
+					sched_yield();
+				if (v % (1000 * (i + 1)) ==
+				    0) { /* pauses let the consumer sleep */
+					struct timespec ts = {0, 1000000};
+					nanosleep(&ts, NULL);
+				}
+			}
+			_exit(0);
+		}
+	}
+	uint64_t next[RINGS] = {0};
+	uint64_t total = 0;
+	while (total < (uint64_t)RINGS * PER) {
+		int idx =
+			prism_ring_wait_any(rings, RINGS, 2000, 10 * (int64_t)PRISM_NS_PER_SEC);
+		cr_assert_geq(idx, 0, "wait_any: %d", idx);
+		uint64_t buf[64];
+		unsigned got = prism_ring_dequeue_burst(rings[idx], buf, 64);
+		cr_assert_gt(got, 0, "wait_any named an empty ring");
+		for (unsigned k = 0; k < got; k++) {
+			cr_assert_eq(buf[k] >> 32, (uint64_t)idx);
+			cr_assert_eq(buf[k] & 0xffffffffu, next[idx], "ring %d out of order",
+				     idx);
+			next[idx]++;
+		}
+		total += got;
+	}
+	for (int i = 0; i < RINGS; i++)
+		cr_assert_eq(wait_child(pids[i]), 0);
+	struct prism_ring_stats st;
+	prism_ring_get_stats(rings[0], &st);
+	cr_log_info("shared doorbell: %lu sleeps, %lu wakes", (unsigned long)st.sleeps,
+		    (unsigned long)st.wakes);
+	cr_assert_gt(st.sleeps, 0, "the consumer must have slept during the pauses");
+	prism_ring *mixed[2] = {rings[0], NULL};
+	size_t sz;
+	void *m = ring_mem(8, 16, &sz);
+	cr_assert_eq(prism_ring_create(m, sz, "own", 8, 16, &mixed[1]), 0);
+	cr_assert_eq(prism_ring_wait_any(mixed, 2, 0, 0), -EINVAL,
+		     "rings with different bells");
+	prism_ring_destroy(mixed[1]);
+	free(m);
+	for (int i = 0; i < RINGS; i++)
+		prism_ring_destroy(rings[i]);
+	prism_shm_destroy(seg);
+}

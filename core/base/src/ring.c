@@ -27,8 +27,13 @@ struct ring_hdr {
 	uint32_t count;
 	uint64_t memsize;
 	char name[32];
-	uint8_t pad_[8];
+	uint32_t flags; /* HDR_F_* */
+	uint32_t pad_;
 };
+
+/* The ring sleeps on a doorbell outside its memory, shared with other rings that the
+ * same consumer drains; whoever attaches must be handed that doorbell. */
+#define HDR_F_EXT_BELL 1u
 
 /* The consumer sets `sleeping` and re-checks the ring before it waits on `word`; a
  * producer stores its elements, fences, and wakes only when it sees `sleeping`.  The two
@@ -67,27 +72,40 @@ size_t prism_ring_memsize(uint32_t esize, uint32_t count)
 	return HDR_SIZE + (size_t)sz;
 }
 
-static int make_handle(void *mem, prism_ring **out)
+static int make_handle(void *mem, void *bell, prism_ring **out)
 {
 	prism_ring *h = prism_malloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	struct ring_hdr *hdr = mem;
 	h->r = (struct rte_ring *)((char *)mem + HDR_SIZE);
-	h->bell = (struct doorbell *)((char *)mem + 64);
+	h->bell = bell ? bell : (struct doorbell *)((char *)mem + 64);
 	h->esize = hdr->esize;
 	*out = h;
 	return 0;
 }
 
+void prism_doorbell_init(void *bell)
+{
+	memset(bell, 0, PRISM_DOORBELL_SIZE);
+}
+
 int prism_ring_create(void *mem, size_t memsize, const char *name, uint32_t esize,
 		      uint32_t count, prism_ring **out)
 {
+	return prism_ring_create_shared(mem, memsize, name, esize, count, NULL, out);
+}
+
+int prism_ring_create_shared(void *mem, size_t memsize, const char *name, uint32_t esize,
+			     uint32_t count, void *bell, prism_ring **out)
+{
 	size_t need = prism_ring_memsize(esize, count);
-	if (!mem || !out || need == 0 || memsize < need || ((uintptr_t)mem & 63))
+	if (!mem || !out || need == 0 || memsize < need || ((uintptr_t)mem & 63) ||
+	    ((uintptr_t)bell & 63))
 		return -EINVAL;
 	struct ring_hdr *hdr = mem;
 	memset(mem, 0, HDR_SIZE);
+	hdr->flags = bell ? HDR_F_EXT_BELL : 0;
 	hdr->esize = esize;
 	hdr->count = count;
 	hdr->memsize = need;
@@ -97,7 +115,7 @@ int prism_ring_create(void *mem, size_t memsize, const char *name, uint32_t esiz
 			       RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
 	if (rc != 0)
 		return rc < 0 ? rc : -EINVAL;
-	rc = make_handle(mem, out);
+	rc = make_handle(mem, bell, out);
 	if (rc)
 		return rc;
 	hdr->version = RING_VERSION;
@@ -108,7 +126,12 @@ int prism_ring_create(void *mem, size_t memsize, const char *name, uint32_t esiz
 
 int prism_ring_attach(void *mem, size_t memsize, prism_ring **out)
 {
-	if (!mem || !out || ((uintptr_t)mem & 63) ||
+	return prism_ring_attach_shared(mem, memsize, NULL, out);
+}
+
+int prism_ring_attach_shared(void *mem, size_t memsize, void *bell, prism_ring **out)
+{
+	if (!mem || !out || ((uintptr_t)mem & 63) || ((uintptr_t)bell & 63) ||
 	    memsize < HDR_SIZE + sizeof(struct rte_ring))
 		return -EINVAL;
 	const struct ring_hdr *hdr = mem;
@@ -116,6 +139,8 @@ int prism_ring_attach(void *mem, size_t memsize, prism_ring **out)
 		return PRISM_E_BAD_MAGIC;
 	if (hdr->version != RING_VERSION)
 		return PRISM_E_BAD_VERSION;
+	if (!!(hdr->flags & HDR_F_EXT_BELL) != !!bell)
+		return -EINVAL; /* a shared-doorbell ring opened without it, or the reverse */
 	size_t need = prism_ring_memsize(hdr->esize, hdr->count);
 	if (need == 0 || hdr->memsize != need || memsize < need)
 		return PRISM_E_CORRUPT;
@@ -127,7 +152,7 @@ int prism_ring_attach(void *mem, size_t memsize, prism_ring **out)
 	if (r->size != size || r->mask != size - 1 || r->capacity != hdr->count ||
 	    r->prod.sync_type != RTE_RING_SYNC_ST || r->cons.sync_type != RTE_RING_SYNC_ST)
 		return PRISM_E_CORRUPT;
-	return make_handle(mem, out);
+	return make_handle(mem, bell, out);
 }
 
 void prism_ring_destroy(prism_ring *r)
@@ -173,15 +198,23 @@ void prism_ring_wake(prism_ring *r)
 	wake(r->bell);
 }
 
-/* Sleep until woken or until `deadline` (prism_now_ns; 0 = none).  Returns -ETIMEDOUT
- * once the deadline has passed. */
-static int sleep_on(prism_ring *r, uint64_t deadline)
+static int any_ready(prism_ring *const *rings, unsigned n)
 {
-	struct doorbell *bell = r->bell;
+	for (unsigned i = 0; i < n; i++)
+		if (rte_ring_count(rings[i]->r) != 0)
+			return (int)i;
+	return -1;
+}
+
+/* Sleep on the doorbell the rings share until woken or until `deadline` (prism_now_ns;
+ * 0 = none).  Returns -ETIMEDOUT once the deadline has passed. */
+static int sleep_on(prism_ring *const *rings, unsigned nrings, uint64_t deadline)
+{
+	struct doorbell *bell = rings[0]->bell;
 	uint32_t seq = atomic_load_explicit(&bell->word, memory_order_acquire);
 	atomic_store_explicit(&bell->sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (rte_ring_count(r->r) != 0) {
+	if (any_ready(rings, nrings) >= 0) {
 		atomic_store_explicit(&bell->sleeping, 0, memory_order_relaxed);
 		return 0;
 	}
@@ -230,7 +263,42 @@ int prism_ring_dequeue_wait(prism_ring *r, void *objs, unsigned n, uint64_t spin
 			rte_pause();
 			continue;
 		}
-		if (sleep_on(r, deadline) == -ETIMEDOUT)
+		if (sleep_on(&r, 1, deadline) == -ETIMEDOUT)
+			return PRISM_E_TIMEOUT;
+	}
+}
+
+int prism_ring_wait_any(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
+			int64_t timeout_ns)
+{
+	if (!rings || n == 0)
+		return -EINVAL;
+	for (unsigned i = 1; i < n; i++)
+		if (rings[i]->bell != rings[0]->bell)
+			return -EINVAL;
+	int ready = any_ready(rings, n);
+	if (PRISM_LIKELY(ready >= 0))
+		return ready;
+	if (timeout_ns == 0)
+		return PRISM_E_TIMEOUT;
+	uint64_t deadline = timeout_ns > 0 ? prism_now_ns() + (uint64_t)timeout_ns : 0;
+	uint64_t c0 = prism_cycles();
+	uint64_t spin_cycles =
+		spin_ns == PRISM_RING_SPIN_FOREVER ? UINT64_MAX : prism_ns_to_cycles(spin_ns);
+	uint64_t timeout_cycles =
+		timeout_ns > 0 ? prism_ns_to_cycles((uint64_t)timeout_ns) : UINT64_MAX;
+	for (;;) {
+		ready = any_ready(rings, n);
+		if (ready >= 0)
+			return ready;
+		uint64_t spent = prism_cycles() - c0;
+		if (spent >= timeout_cycles)
+			return PRISM_E_TIMEOUT;
+		if (spent < spin_cycles) {
+			rte_pause();
+			continue;
+		}
+		if (sleep_on(rings, n, deadline) == -ETIMEDOUT)
 			return PRISM_E_TIMEOUT;
 	}
 }

@@ -62,6 +62,26 @@ int prism_ring_create(void *mem, size_t memsize, const char *name, uint32_t esiz
  * PRISM_E_BAD_VERSION, PRISM_E_CORRUPT (inconsistent sizes), -EINVAL, -ENOMEM. */
 int prism_ring_attach(void *mem, size_t memsize, prism_ring **out);
 
+/* Shared doorbells.  A consumer that drains several rings (a worker fed by several lease
+ * holders) must sleep on one futex for all of them: such rings are created and attached
+ * with the same doorbell, PRISM_DOORBELL_SIZE bytes at a 64-byte aligned address in
+ * memory both sides map (usually the consumer's control block in the same segment),
+ * and the consumer waits with prism_ring_wait_any().  The doorbell is not recorded
+ * inside the ring, only the fact that it has an outside one: attach must be handed it. */
+#define PRISM_DOORBELL_SIZE 64u
+void prism_doorbell_init(void *bell);
+int prism_ring_create_shared(void *mem, size_t memsize, const char *name, uint32_t esize,
+			     uint32_t count, void *bell, prism_ring **out);
+/* -EINVAL when `bell` is given for a ring made without one, or missing for one made
+ * with one. */
+int prism_ring_attach_shared(void *mem, size_t memsize, void *bell, prism_ring **out);
+
+/* Consumer: wait until one of `rings`, which must share a doorbell (or be a single ring),
+ * holds an element; spin up to spin_ns, then sleep, until timeout_ns (< 0: no limit).
+ * Returns the index of the first non-empty ring, PRISM_E_TIMEOUT, or -EINVAL. */
+int prism_ring_wait_any(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
+			int64_t timeout_ns);
+
 /* Free the handle (not the ring memory).  NULL-safe. */
 void prism_ring_destroy(prism_ring *r);
 
