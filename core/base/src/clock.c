@@ -48,7 +48,7 @@ static void calibrate(void)
 		return;
 	/* 10 ms against CLOCK_MONOTONIC: long enough that the ~20 ns read jitter at each
 	 * end is 2 ppm, short enough to be invisible at start-up. */
-	struct timespec pause = {0, 10 * 1000 * 1000};
+	struct timespec pause = {0, 10L * 1000 * 1000};
 	uint64_t t0 = prism_now_ns(), c0 = __builtin_ia32_rdtsc();
 	nanosleep(&pause, NULL);
 	uint64_t t1 = prism_now_ns(), c1 = __builtin_ia32_rdtsc();

@@ -237,6 +237,53 @@ static int sleep_on(prism_ring *const *rings, unsigned nrings, uint64_t deadline
 	return 0;
 }
 
+/* What a waiting consumer tries on every spin: > 0 (or an index >= 0) ends the wait. */
+struct poll_ctx {
+	prism_ring *const *rings;
+	unsigned n;
+	void *objs;
+	unsigned max;
+};
+
+static inline int poll_dequeue(const struct poll_ctx *p)
+{
+	return (int)prism_ring_dequeue_burst(p->rings[0], p->objs, p->max) - 1;
+}
+
+static inline int poll_any(const struct poll_ctx *p)
+{
+	return any_ready(p->rings, p->n);
+}
+
+/* Spin up to spin_ns, then sleep on the rings' doorbell, until poll() returns >= 0 or
+ * timeout_ns passes.  Inlined with each poll function, so the spin loop of a single-ring
+ * wait is the dequeue itself and nothing else. */
+static inline __attribute__((always_inline)) int spin_then_sleep(
+	const struct poll_ctx *p, int (*poll)(const struct poll_ctx *), uint64_t spin_ns,
+	int64_t timeout_ns)
+{
+	uint64_t deadline = timeout_ns > 0 ? prism_now_ns() + (uint64_t)timeout_ns : 0;
+	uint64_t c0 = prism_cycles();
+	uint64_t spin_cycles =
+		spin_ns == PRISM_RING_SPIN_FOREVER ? UINT64_MAX : prism_ns_to_cycles(spin_ns);
+	uint64_t timeout_cycles =
+		timeout_ns > 0 ? prism_ns_to_cycles((uint64_t)timeout_ns) : UINT64_MAX;
+	for (;;) {
+		int rc = poll(p);
+		if (rc >= 0)
+			return rc;
+		uint64_t spent = prism_cycles() - c0;
+		if (spent >= timeout_cycles)
+			return PRISM_E_TIMEOUT;
+		if (spent < spin_cycles) {
+			rte_pause();
+			continue;
+		}
+		if (sleep_on(p->rings, p->n, deadline) == -ETIMEDOUT)
+			return PRISM_E_TIMEOUT;
+	}
+}
+
 int prism_ring_dequeue_wait(prism_ring *r, void *objs, unsigned n, uint64_t spin_ns,
 			    int64_t timeout_ns)
 {
@@ -245,27 +292,9 @@ int prism_ring_dequeue_wait(prism_ring *r, void *objs, unsigned n, uint64_t spin
 		return (int)got;
 	if (timeout_ns == 0)
 		return PRISM_E_TIMEOUT;
-
-	uint64_t deadline = timeout_ns > 0 ? prism_now_ns() + (uint64_t)timeout_ns : 0;
-	uint64_t c0 = prism_cycles();
-	uint64_t spin_cycles =
-		spin_ns == PRISM_RING_SPIN_FOREVER ? UINT64_MAX : prism_ns_to_cycles(spin_ns);
-	uint64_t timeout_cycles =
-		timeout_ns > 0 ? prism_ns_to_cycles((uint64_t)timeout_ns) : UINT64_MAX;
-	for (;;) {
-		got = prism_ring_dequeue_burst(r, objs, n);
-		if (got)
-			return (int)got;
-		uint64_t spent = prism_cycles() - c0;
-		if (spent >= timeout_cycles)
-			return PRISM_E_TIMEOUT;
-		if (spent < spin_cycles) {
-			rte_pause();
-			continue;
-		}
-		if (sleep_on(&r, 1, deadline) == -ETIMEDOUT)
-			return PRISM_E_TIMEOUT;
-	}
+	struct poll_ctx p = {.rings = &r, .n = 1, .objs = objs, .max = n};
+	int rc = spin_then_sleep(&p, poll_dequeue, spin_ns, timeout_ns);
+	return rc < 0 ? rc : rc + 1;
 }
 
 int prism_ring_wait_any(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
@@ -277,30 +306,10 @@ int prism_ring_wait_any(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
 		if (rings[i]->bell != rings[0]->bell)
 			return -EINVAL;
 	int ready = any_ready(rings, n);
-	if (PRISM_LIKELY(ready >= 0))
-		return ready;
-	if (timeout_ns == 0)
-		return PRISM_E_TIMEOUT;
-	uint64_t deadline = timeout_ns > 0 ? prism_now_ns() + (uint64_t)timeout_ns : 0;
-	uint64_t c0 = prism_cycles();
-	uint64_t spin_cycles =
-		spin_ns == PRISM_RING_SPIN_FOREVER ? UINT64_MAX : prism_ns_to_cycles(spin_ns);
-	uint64_t timeout_cycles =
-		timeout_ns > 0 ? prism_ns_to_cycles((uint64_t)timeout_ns) : UINT64_MAX;
-	for (;;) {
-		ready = any_ready(rings, n);
-		if (ready >= 0)
-			return ready;
-		uint64_t spent = prism_cycles() - c0;
-		if (spent >= timeout_cycles)
-			return PRISM_E_TIMEOUT;
-		if (spent < spin_cycles) {
-			rte_pause();
-			continue;
-		}
-		if (sleep_on(rings, n, deadline) == -ETIMEDOUT)
-			return PRISM_E_TIMEOUT;
-	}
+	if (PRISM_LIKELY(ready >= 0) || timeout_ns == 0)
+		return ready >= 0 ? ready : PRISM_E_TIMEOUT;
+	struct poll_ctx p = {.rings = rings, .n = n};
+	return spin_then_sleep(&p, poll_any, spin_ns, timeout_ns);
 }
 
 unsigned prism_ring_count(const prism_ring *r)
