@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -411,5 +412,74 @@ Test(ring, shared_doorbell_one_consumer_many_producers, .timeout = 60)
 	free(m);
 	for (int i = 0; i < RINGS; i++)
 		prism_ring_destroy(rings[i]);
+	prism_shm_destroy(seg);
+}
+
+Test(ring, bulk_is_all_or_nothing)
+{
+	size_t sz;
+	void *m = ring_mem(64, 10, &sz);
+	prism_ring *r = NULL;
+	cr_assert_eq(prism_ring_create(m, sz, "bulk", 64, 10, &r), 0);
+	uint8_t in[11][64], out[11][64];
+	for (int i = 0; i < 11; i++)
+		memset(in[i], i + 1, 64);
+	cr_assert_eq(prism_ring_enqueue_bulk(r, in, 11), 0, "11 slots never fit in 10");
+	cr_assert_eq(prism_ring_count(r), 0, "a refused bulk leaves nothing behind");
+	cr_assert_eq(prism_ring_enqueue_bulk(r, in, 7), 7);
+	cr_assert_eq(prism_ring_free_count(r), 3);
+	cr_assert_eq(prism_ring_enqueue_bulk(r, in, 4), 0);
+	cr_assert_eq(prism_ring_dequeue_bulk(r, out, 8), 0, "only 7 are there");
+	cr_assert_eq(prism_ring_dequeue_bulk(r, out, 7), 7);
+	cr_assert_eq(memcmp(in, out, 7 * 64), 0);
+	prism_ring_destroy(r);
+	free(m);
+}
+
+Test(ring, producer_wakes_an_event_loop_consumer_through_its_eventfd, .timeout = 30)
+{
+	/* The consumer sleeps in read(2) on an eventfd, as the node daemon sleeps in its
+	 * io_uring loop; the producer, in another process, writes the eventfd instead of
+	 * calling futex_wake. */
+	size_t one = (prism_ring_memsize(8, 64) + 63) & ~(size_t)63;
+	prism_shm *seg = NULL;
+	cr_assert_eq(prism_shm_create("efd", 64 + one, 0, &seg), 0);
+	char *base = prism_shm_base(seg);
+	prism_doorbell_init(base);
+	prism_ring *in = NULL;
+	cr_assert_eq(prism_ring_create_shared(base + 64, one, "efd", 8, 64, base, &in), 0);
+	int efd = eventfd(0, EFD_CLOEXEC);
+	cr_assert_geq(efd, 0);
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		prism_ring *out = NULL;
+		char c;
+		if (prism_ring_attach_shared(base + 64, one, base, &out) != 0)
+			_exit(91);
+		prism_ring_set_wake_fd(out, efd);
+		for (uint64_t v = 1; v <= 20; v++) {
+			if (read(go[0], &c, 1) != 1) /* wait until the consumer sleeps */
+				_exit(92);
+			if (prism_ring_enqueue_burst(out, &v, 1) != 1)
+				_exit(93);
+		}
+		_exit(0);
+	}
+	for (uint64_t want = 1; want <= 20; want++) {
+		prism_doorbell_prepare_sleep(base);
+		uint64_t v = 0, cnt;
+		cr_assert_eq(prism_ring_dequeue_burst(in, &v, 1), 0, "nothing sent yet");
+		cr_assert_eq(write(go[1], "g", 1), 1);
+		cr_assert_eq(read(efd, &cnt, sizeof(cnt)), (ssize_t)sizeof(cnt),
+			     "the producer must write the eventfd");
+		prism_doorbell_cancel_sleep(base);
+		cr_assert_eq(prism_ring_dequeue_burst(in, &v, 1), 1);
+		cr_assert_eq(v, want);
+	}
+	cr_assert_eq(wait_child(pid), 0);
+	prism_ring_destroy(in);
+	close(efd);
 	prism_shm_destroy(seg);
 }

@@ -53,6 +53,7 @@ struct prism_ring {
 	struct rte_ring *r;
 	struct doorbell *bell;
 	uint32_t esize;
+	int wake_fd; /* producer side: an eventfd to write instead of futex_wake, or -1 */
 };
 
 static int esize_ok(uint32_t esize)
@@ -80,6 +81,7 @@ static int make_handle(void *mem, void *bell, prism_ring **out)
 	struct ring_hdr *hdr = mem;
 	h->r = (struct rte_ring *)((char *)mem + HDR_SIZE);
 	h->bell = bell ? bell : (struct doorbell *)((char *)mem + 64);
+	h->wake_fd = -1;
 	h->esize = hdr->esize;
 	*out = h;
 	return 0;
@@ -167,23 +169,74 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct ti
 	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, ts, NULL, 0);
 }
 
-static void wake(struct doorbell *bell)
+static void wake(struct doorbell *bell, int wake_fd)
 {
 	if (atomic_exchange_explicit(&bell->sleeping, 0, memory_order_acq_rel)) {
 		atomic_fetch_add_explicit(&bell->word, 1, memory_order_release);
 		atomic_fetch_add_explicit(&bell->wakes, 1, memory_order_relaxed);
-		futex(&bell->word, FUTEX_WAKE, INT_MAX, NULL);
+		if (wake_fd >= 0) {
+			/* The consumer sleeps in an event loop that polls this eventfd.  A
+			 * full counter (EAGAIN) already means "wake up", so the result can
+			 * be ignored. */
+			uint64_t one = 1;
+			ssize_t n = write(wake_fd, &one, sizeof(one));
+			(void)n;
+		} else {
+			futex(&bell->word, FUTEX_WAKE, INT_MAX, NULL);
+		}
 	}
+}
+
+void prism_ring_set_wake_fd(prism_ring *r, int fd)
+{
+	r->wake_fd = fd;
+}
+
+void prism_doorbell_prepare_sleep(void *bell)
+{
+	struct doorbell *b = bell;
+	atomic_store_explicit(&b->sleeping, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->sleeps, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+void prism_doorbell_cancel_sleep(void *bell)
+{
+	struct doorbell *b = bell;
+	atomic_store_explicit(&b->sleeping, 0, memory_order_relaxed);
+}
+
+static inline void after_enqueue(prism_ring *r)
+{
+	/* Order the ring's tail store before the load of `sleeping` (see struct doorbell).
+	 * A full fence costs ~20 ns; the wake it guards costs thousands. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (PRISM_UNLIKELY(atomic_load_explicit(&r->bell->sleeping, memory_order_relaxed)))
+		wake(r->bell, r->wake_fd);
+}
+
+unsigned prism_ring_enqueue_bulk(prism_ring *r, const void *objs, unsigned n)
+{
+	unsigned done = rte_ring_sp_enqueue_bulk_elem(r->r, objs, r->esize, n, NULL);
+	if (done)
+		after_enqueue(r);
+	return done;
+}
+
+unsigned prism_ring_dequeue_bulk(prism_ring *r, void *objs, unsigned n)
+{
+	return rte_ring_sc_dequeue_bulk_elem(r->r, objs, r->esize, n, NULL);
+}
+
+unsigned prism_ring_free_count(const prism_ring *r)
+{
+	return rte_ring_free_count(r->r);
 }
 
 unsigned prism_ring_enqueue_burst(prism_ring *r, const void *objs, unsigned n)
 {
 	unsigned done = rte_ring_sp_enqueue_burst_elem(r->r, objs, r->esize, n, NULL);
-	/* Order the ring's tail store before the load of `sleeping` (see struct doorbell).
-	 * A full fence costs ~20 ns; the futex syscall it guards costs thousands. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (PRISM_UNLIKELY(atomic_load_explicit(&r->bell->sleeping, memory_order_relaxed)))
-		wake(r->bell);
+	after_enqueue(r);
 	return done;
 }
 
@@ -195,7 +248,7 @@ unsigned prism_ring_dequeue_burst(prism_ring *r, void *objs, unsigned n)
 void prism_ring_wake(prism_ring *r)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	wake(r->bell);
+	wake(r->bell, r->wake_fd);
 }
 
 static int any_ready(prism_ring *const *rings, unsigned n)

@@ -90,6 +90,23 @@ void prism_ring_destroy(prism_ring *r);
  * consumer sleeps. */
 unsigned prism_ring_enqueue_burst(prism_ring *r, const void *objs, unsigned n);
 
+/* Producer: all or nothing — n elements, or 0 when fewer than n slots are free.  A
+ * message that spans several slots goes in with one call, so the consumer never sees
+ * half of it. */
+unsigned prism_ring_enqueue_bulk(prism_ring *r, const void *objs, unsigned n);
+/* Consumer: all or nothing — n elements, or 0 when fewer are there. */
+unsigned prism_ring_dequeue_bulk(prism_ring *r, void *objs, unsigned n);
+unsigned prism_ring_free_count(const prism_ring *r);
+
+/* Consumers that sleep in an event loop rather than on the futex.  The consumer calls
+ * prism_doorbell_prepare_sleep(bell), then checks its rings; if one holds an element it
+ * calls prism_doorbell_cancel_sleep(bell) and does not sleep, otherwise it sleeps until
+ * its eventfd is written (and cancels on waking).  Each producer handle is given that
+ * eventfd with prism_ring_set_wake_fd(), and writes it instead of calling futex_wake. */
+void prism_doorbell_prepare_sleep(void *bell);
+void prism_doorbell_cancel_sleep(void *bell);
+void prism_ring_set_wake_fd(prism_ring *r, int fd);
+
 /* Consumer: move up to n elements into objs; returns how many (0 when empty). */
 unsigned prism_ring_dequeue_burst(prism_ring *r, void *objs, unsigned n);
 
