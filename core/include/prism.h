@@ -1,19 +1,60 @@
 /* prism.h — the public API of libprism.
  *
- * prism is a distributed execution engine in the family of Ray: programs submit tasks
- * and create actors, get futures back at once, and build dynamic task graphs.  This
- * header is the whole user-facing surface; everything it does not declare is internal.
+ * prism is a distributed execution engine in the family of Ray: a program registers C
+ * functions, submits them as tasks, gets futures (refs) back at once, passes refs into
+ * further tasks, and gets results.  This header is the whole user-facing surface.
  *
- * Conventions: functions return 0 or a negative error code (base/error.h lists them and
- * prism_strerror() explains them); results come back through out-parameters.
+ *   static int add(prism_task_ctx *ctx, const prism_arg *args, size_t nargs)
+ *   {
+ *           int64_t a, b;
+ *           memcpy(&a, args[0].data, 8);
+ *           memcpy(&b, args[1].data, 8);
+ *           a += b;
+ *           return prism_return(ctx, 0, &a, sizeof(a));
+ *   }
+ *   PRISM_REMOTE_ARITY(add, 2);
  *
- * Status: the foundation layer.  The task, future and object API of DESIGN.md section 4
- * arrives with the single-node runtime (issue 3).
+ *   int main(void)
+ *   {
+ *           prism_init(NULL);                  // an embedded node, like ray.init()
+ *           int64_t x = 1, y = 2;
+ *           prism_value args[] = {prism_bytes(&x, 8), prism_bytes(&y, 8)};
+ *           prism_ref r;
+ *           prism_submit("add", args, 2, NULL, &r);
+ *           const void *v; size_t n;
+ *           prism_get(r, -1, &v, &n);          // 3
+ *           prism_ref_release(r);
+ *           prism_shutdown();
+ *   }
+ *
+ * Processes.  prism_init() with no address starts a private node (the daemon, prismd)
+ * as a child process and stops it at prism_shutdown(); with an address (or
+ * PRISM_ADDRESS) it attaches to a running node (`prism start`).  The node runs tasks in
+ * worker processes that re-run the driver's own executable: a process started as a
+ * worker enters its task loop before main() runs, in a constructor that PRISM_REMOTE
+ * emits after the registrations, so remote functions must be registered in the
+ * executable (or in libraries on the code path), and whatever main() does before
+ * prism_init() does not run in workers.
+ *
+ * Conventions.  Functions return 0 (or a count) on success and a negative code on
+ * failure: errno values (-EINVAL...) and PRISM_E_* (base/error.h); prism_strerror()
+ * explains a code and prism_last_error() gives the details of the last failure on this
+ * thread.  A failed task is not an error of the call that submitted it: its results
+ * become error objects, and prism_get() on one returns PRISM_E_TASK_FAILED with the
+ * function's name and message as the data.
+ *
+ * Threads.  The calls of one process must come from one thread at a time (the rings
+ * under them have one producer and one consumer); tasks run one at a time in a worker.
  */
 #ifndef PRISM_H
 #define PRISM_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "base/error.h"
+#include "base/id.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,8 +64,155 @@ extern "C" {
 #define PRISM_VERSION_MINOR 1
 #define PRISM_VERSION_PATCH 0
 
+/* A future: the id of an object that is or will be.  A plain value; each ref a call
+ * hands out is one reference, given back with prism_ref_release(). */
+typedef struct prism_ref_s {
+	prism_id id;
+} prism_ref;
+
 /* The library's version as "MAJOR.MINOR.PATCH"; a static string. */
 PRISM_API const char *prism_version(void);
+
+/* Details of the last failed call on this thread ("no function named 'foo' is
+ * registered"), or "" if there is none.  Valid until the next prism call. */
+PRISM_API const char *prism_last_error(void);
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+typedef struct prism_opts {
+	/* Node to attach to: a prismd socket path.  NULL: PRISM_ADDRESS, and if that is
+	 * unset too, an embedded node started for this program. */
+	const char *address;
+	/* Embedded node: workers started ahead of need (0 = one per CPU). */
+	uint32_t num_workers;
+	/* Embedded node: object store size in bytes (0 = 256 MiB). */
+	uint64_t object_store_bytes;
+	/* Shared libraries whose PRISM_REMOTE functions this program calls, separated by
+	 * ':' (also PRISM_CODE_PATH); loaded here and in every worker. */
+	const char *code_path;
+	/* Log level 0 (errors) to 4 (trace); -1 = PRISM_LOG_LEVEL or warnings. */
+	int log_level;
+	/* How long a waiting get/wait spins before it sleeps, in ns; 0 = 50 us.  Spinning
+	 * keeps a round trip under a few microseconds; sleeping costs tens on a VM. */
+	uint64_t spin_ns;
+} prism_opts;
+
+/* Start (or attach to) a node.  opts may be NULL for the defaults.  Errors: -EALREADY
+ * when called twice, PRISM_E_PIPE/-ENOENT when the address does not answer, -EACCES
+ * when the node belongs to another user. */
+PRISM_API int prism_init(const prism_opts *opts);
+/* Release every ref, detach, and stop the embedded node if this process started one.
+ * Safe to call when prism_init() failed or was never called. */
+PRISM_API void prism_shutdown(void);
+
+/* ---- remote functions ---------------------------------------------------------------- */
+
+typedef struct prism_task_ctx prism_task_ctx;
+
+/* An argument as the function sees it: bytes valid while the function runs (a store
+ * object's bytes are not copied). */
+typedef struct prism_arg {
+	const void *data;
+	size_t len;
+} prism_arg;
+
+/* A remote function.  It reads its arguments, sets its results with prism_return*()
+ * (results it does not set are empty), and returns 0, or a negative code (or
+ * prism_fail()) to fail the task. */
+typedef int (*prism_fn)(prism_task_ctx *ctx, const prism_arg *args, size_t nargs);
+
+/* Register fn under its own name; calls with any number of arguments are allowed. */
+#define PRISM_REMOTE(fn) PRISM_REMOTE_ARITY(fn, -1)
+/* Register fn under its own name, taking exactly nargs arguments: a call with another
+ * count is refused at submit time with -EINVAL. */
+#define PRISM_REMOTE_ARITY(fn, nargs)                                            \
+	__attribute__((constructor(101))) static void prism__register_##fn(void) \
+	{                                                                        \
+		prism_register(#fn, fn, nargs);                                  \
+	}                                                                        \
+	__attribute__((constructor)) static void prism__enter_##fn(void)         \
+	{                                                                        \
+		prism__worker_entry();                                           \
+	}                                                                        \
+	_Static_assert(1, "PRISM_REMOTE")
+
+/* Register by hand (a name other than the C identifier, or from a code-path library).
+ * -EEXIST when the name, or another name with the same 64-bit hash, is taken. */
+PRISM_API int prism_register(const char *name, prism_fn fn, int nargs);
+/* Internal: called by PRISM_REMOTE after the registrations; in a worker process it runs
+ * the task loop and exits, elsewhere it returns at once. */
+PRISM_API void prism__worker_entry(void);
+
+/* Inside a task: set result `index` (0-based, below the call's num_returns) to a copy
+ * of len bytes.  Results up to the node's inline limit (64 KiB) travel in the
+ * completion; larger ones go through the object store. */
+PRISM_API int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t len);
+/* Inside a task: set result `index` to the value of a ref this task holds (for example
+ * the result of a nested task): the caller receives the value. */
+PRISM_API int prism_return_ref(prism_task_ctx *ctx, unsigned index, prism_ref ref);
+/* Inside a task: fail it with a message; the function should then return its result.
+ * Returns PRISM_E_TASK_FAILED so `return prism_fail(ctx, "...")` reads naturally. */
+PRISM_API int prism_fail(prism_task_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- futures ---------------------------------------------------------------------------- */
+
+/* An argument of a call: bytes (copied at submit time) or a ref, whose value the task
+ * receives once it is ready. */
+typedef struct prism_value {
+	const void *data;
+	size_t len;
+	prism_ref ref; /* nil: use data/len */
+} prism_value;
+
+static inline prism_value prism_bytes(const void *data, size_t len)
+{
+	prism_value v = {data, len, {{{0}}}};
+	return v;
+}
+static inline prism_value prism_refval(prism_ref ref)
+{
+	prism_value v = {NULL, 0, ref};
+	return v;
+}
+
+typedef struct prism_call_opts {
+	uint32_t num_returns; /* 0 = 1; at most 16 */
+	double num_cpus;      /* CPUs the task holds while it runs; 0 = 1 */
+	double num_gpus;      /* GPUs; 0 = none */
+	int max_retries;      /* retries when its worker dies; 0 = default (3), -1 = none */
+	uint64_t deadline_ns; /* absolute CLOCK_MONOTONIC deadline; 0 = none */
+} prism_call_opts;
+
+#define PRISM_MAX_RETURNS 16
+
+/* Submit a call of the function registered as `fn`.  Writes num_returns refs to out at
+ * once; the task runs when its ref arguments are ready and a worker is free.  opts may
+ * be NULL.  Errors: PRISM_E_UNKNOWN_FUNCTION, -EINVAL (argument count, options),
+ * PRISM_E_INFEASIBLE (resources no node has), PRISM_E_CLOSED (not initialised). */
+PRISM_API int prism_submit(const char *fn, const prism_value *args, size_t nargs,
+			   const prism_call_opts *opts, prism_ref *out);
+
+/* Wait for a ref's value, up to timeout_ns (< 0: forever).  On success *data and *len give
+ * the bytes, valid until the ref is released (store objects are not copied).  Errors:
+ * PRISM_E_TIMEOUT; PRISM_E_TASK_FAILED, with *data and *len holding "function: message";
+ * PRISM_E_RELEASED or -ENOENT for a ref this process does not hold. */
+PRISM_API int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len);
+
+/* Wait until num_ready of the n refs are ready (a failed task counts as ready), or
+ * timeout_ns passes (< 0: forever).  ready (may be NULL) gets one flag per ref.  Returns
+ * how many are ready (which may be fewer than num_ready on a timeout), or an error. */
+PRISM_API int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeout_ns,
+			 bool *ready);
+
+/* Put a copy of len bytes into the object store; *out is a ref to it.  Errors:
+ * PRISM_E_STORE_FULL, PRISM_E_TOO_BIG. */
+PRISM_API int prism_put(const void *data, size_t len, prism_ref *out);
+
+/* One more reference to ref / one less.  When the last is released, the value is freed
+ * (data returned by prism_get() for it becomes invalid). */
+PRISM_API int prism_ref_retain(prism_ref ref);
+PRISM_API int prism_ref_release(prism_ref ref);
 
 #ifdef __cplusplus
 }

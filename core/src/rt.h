@@ -1,0 +1,157 @@
+/* rt.h — libprism's runtime internals: one `struct rt` per process (a driver or a
+ * worker), shared by client.c (attach, embedded node, control messages, leases, polling),
+ * objects.c (the owner's table of refs), submit.c (tasks out, completions in, get, wait,
+ * put), worker.c (the task loop) and registry.c (remote functions by name). */
+#ifndef PRISM_CORE_RT_H
+#define PRISM_CORE_RT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/ring.h"
+#include "base/shm.h"
+#include "prism.h"
+#include "sched/proto.h"
+
+/* ---- registry.c ------------------------------------------------------------------------ */
+
+struct rt_fn {
+	const char *name;
+	uint64_t hash;
+	prism_fn fn;
+	int nargs;
+};
+
+const struct rt_fn *rt_fn_by_name(const char *name);
+const struct rt_fn *rt_fn_by_hash(uint64_t hash);
+int rt_load_code_path(const char *path);
+
+/* ---- objects.c: what this process owns or holds -------------------------------------- */
+
+enum obj_state { OBJ_PENDING = 0, OBJ_READY = 1, OBJ_FAILED = 2 };
+
+#define OBJ_SMALL 48 /* values up to this size live inside the entry */
+
+struct task_wait; /* a submitted task whose ref arguments are not ready yet */
+
+struct obj {
+	prism_id id;
+	uint32_t refs;    /* references held by the user */
+	uint8_t state;    /* enum obj_state */
+	uint8_t in_store; /* value is a pinned store object */
+	uint8_t on_heap;  /* value is a prism_malloc'd copy */
+	uint8_t pad_;
+	uint32_t len;
+	uint64_t store_len;
+	const void *data;
+	struct task_wait *waiters; /* tasks waiting for this value */
+	struct obj *next_free;
+	uint8_t small[OBJ_SMALL];
+};
+
+int obj_table_init(void);
+void obj_table_fini(void);
+struct obj *obj_find(prism_id id);
+/* A new PENDING entry with one reference; NULL on -ENOMEM. */
+struct obj *obj_new(prism_id id);
+/* Set the value (copied; small values inside the entry). */
+int obj_set_value(struct obj *o, const void *data, size_t len);
+int obj_set_failed(struct obj *o, const char *msg, size_t len);
+void obj_drop(struct obj *o);
+size_t obj_count(void);
+
+/* ---- client.c: the process's link to its node ------------------------------------------- */
+
+enum lease_state { LEASE_NONE = 0, LEASE_ACTIVE = 1, LEASE_RETURNING = 2 };
+
+/* A copy of each task in flight on a lease, oldest first: completions come back in
+ * order, and if the worker dies the copies are what we submit again. */
+struct inflight {
+	uint8_t *buf; /* ring of whole messages */
+	size_t cap, head, tail;
+	uint32_t count;
+};
+
+struct rt_lease {
+	uint8_t state;
+	uint32_t idx, gen, worker;
+	pid_t worker_pid;
+	prism_ring *spec, *done;
+	struct inflight fl;
+	uint64_t idle_since;
+};
+
+struct rt {
+	bool up;
+	bool is_worker;
+	int sock;
+	pid_t node_pid; /* embedded node we started, or 0 */
+	prism_shm *seg;
+	void *base;
+	struct sched_node_hdr *hdr;
+	uint32_t slot, gen;
+	void *bell;
+	int daemon_efd;
+	prism_ring *up_ring, *down;
+	uint64_t spin_ns;
+	uint32_t inline_max;
+	struct rt_lease leases[SCHED_MAX_LEASES];
+	uint32_t nactive;
+	/* Rings this process waits on (down + done rings of its leases), rebuilt when
+	 * leases come and go. */
+	prism_ring *waitset[1 + SCHED_MAX_LEASES];
+	uint32_t nwait;
+	uint64_t next_req;
+	bool lease_requested;
+	uint64_t lease_req_id;
+	int lease_denied; /* code of the last refusal, reported to waiting tasks */
+	/* Tasks waiting for a lease, as whole messages in submission order. */
+	struct inflight queued;
+	uint32_t queued_retries[1];
+	/* worker mode */
+	int serving; /* the lease this worker serves, or -1 */
+	bool in_task;
+	bool revoke_pending, revoke_discard;
+	uint64_t tasks_run;
+};
+
+extern struct rt rt;
+
+int rt_send_ctl(uint16_t type, uint32_t a, uint32_t b, uint64_t req_id);
+/* Handle what arrived: control messages and completions.  Returns how many. */
+size_t rt_poll_once(void);
+/* Wait (spin, then sleep) until something arrives or timeout; returns rt_poll_once(). */
+int rt_wait_and_poll(int64_t timeout_ns);
+void rt_rebuild_waitset(void);
+void rt_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int rt_attach(const char *path, int kind, uint32_t wslot, uint32_t wgen);
+void rt_detach(void);
+void rt_leases_maintain(void);
+/* The socket prism start/stop/status use by default: $TMPDIR/prism-UID/node.sock. */
+int prism__default_socket(char *path, size_t len);
+void rt_worker_on_ctl(const struct sched_ctl_msg *m);
+
+/* inflight queues */
+int fl_push(struct inflight *f, const void *msg, size_t len);
+const struct sched_msg *fl_peek(const struct inflight *f);
+void fl_pop(struct inflight *f);
+void fl_free(struct inflight *f);
+
+/* ---- submit.c ------------------------------------------------------------------------------ */
+
+/* A completion from lease l's done ring. */
+void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len);
+/* The worker of lease l died: resubmit or fail what it had in flight. */
+void rt_on_lease_lost(struct rt_lease *l);
+/* A lease was granted or refused: push queued tasks. */
+void rt_flush_queued(void);
+void rt_fail_queued(int code);
+
+/* ---- worker.c ------------------------------------------------------------------------------- */
+
+int rt_worker_main(void);
+/* A worker blocked in a get tells its node so another task can use the CPU. */
+void rt_worker_block(bool blocked);
+
+#endif

@@ -1,0 +1,680 @@
+/* submit.c — tasks out, completions in, and the calls that wait for them.
+ *
+ * The hot path: prism_submit() names the task's results (ids derived from the task id,
+ * so no round trip is needed), builds the task message on the stack and pushes it
+ * straight into the spec ring of a leased worker, keeping a copy in that lease's
+ * in-flight queue.  No lock, no system call, no allocation for small tasks.  Completions
+ * come back in order per lease; each fills the result entries and pops the copy.
+ *
+ * A task whose ref arguments are not ready waits in a task_wait until they are (the
+ * submitter resolves what it owns before dispatch, DESIGN.md section 4).  Tasks that
+ * find no lease wait in rt.queued, in submission order, while a lease is requested.
+ * When a worker dies, its in-flight copies run again (up to max_retries) or their
+ * results become error objects.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "rt.h"
+
+#define DEFAULT_RETRIES 3
+/* Tasks in flight on one lease.  Short tasks are pipelined deep, so a worker never
+ * waits for the next one; long ones go one at a time per lease, so that the others wait
+ * here for a second worker instead of queueing behind the first (Ray faces the same
+ * trade-off with max_tasks_in_flight_per_worker). */
+#define PIPELINE_DEPTH 64
+#define SHORT_TASK_NS (100 * PRISM_NS_PER_US)
+
+/* Moving average of how long tasks run (the worker reports it in each completion); it
+ * starts "long", so the first tasks of a program spread before they pipeline. */
+static uint64_t run_ewma_ns = SHORT_TASK_NS * 10;
+
+static uint32_t depth_limit(void)
+{
+	return run_ewma_ns < SHORT_TASK_NS ? PIPELINE_DEPTH : 1;
+}
+#define STACK_MSG 4096
+
+/* A resolved argument, ready to go into a task message. */
+struct rarg {
+	uint8_t kind; /* SCHED_ARG_* */
+	const void *data;
+	size_t len;
+	prism_id id; /* SCHED_ARG_STORE */
+};
+
+struct task_wait;
+struct dep {
+	struct task_wait *t;
+	struct dep *next;
+};
+
+/* A task waiting for ref arguments.  Bytes arguments were copied; ref arguments are
+ * retained until it is dispatched. */
+struct task_wait {
+	prism_id task;
+	const struct rt_fn *fn;
+	prism_call_opts o;
+	uint16_t nargs, pending;
+	prism_value *args;
+};
+
+static uint32_t cpu_milli(const prism_call_opts *o)
+{
+	return o->num_cpus > 0 ? (uint32_t)(o->num_cpus * 1000.0 + 0.5) : 1000;
+}
+
+static void fail_result(prism_id task, unsigned nret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void notify(struct obj *o);
+
+static void fail_result(prism_id task, unsigned nret, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	for (unsigned i = 0; i < nret; i++) {
+		struct obj *o =
+			obj_find(prism_id_derive(task, PRISM_ID_OBJECT, (uint8_t)(i + 1)));
+		if (o && o->state == OBJ_PENDING) {
+			obj_set_failed(o, msg, (size_t)n);
+			notify(o);
+		}
+	}
+}
+
+/* ---- task messages ------------------------------------------------------------------ */
+
+static size_t msg_size(const struct rarg *a, size_t nargs)
+{
+	size_t len = sizeof(struct sched_task_msg);
+	for (size_t i = 0; i < nargs; i++)
+		len += sizeof(struct sched_arg) + sched_align8(a[i].kind == SCHED_ARG_STORE
+								       ? PRISM_ID_SIZE
+								       : (uint32_t)a[i].len);
+	return len;
+}
+
+static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_fn *fn,
+		      const prism_call_opts *o, const struct rarg *a, size_t nargs)
+{
+	struct sched_task_msg *m = (struct sched_task_msg *)buf;
+	uint32_t retries = o->max_retries < 0    ? 0
+			   : o->max_retries == 0 ? DEFAULT_RETRIES
+						 : (uint32_t)o->max_retries;
+	memset(m, 0, sizeof(*m));
+	m->h.len = (uint32_t)len;
+	m->h.type = SCHED_M_TASK;
+	m->h.nslots = (uint16_t)sched_msg_slots((uint32_t)len);
+	m->task = task;
+	m->fn = fn->hash;
+	m->deadline = o->deadline_ns;
+	m->nargs = (uint16_t)nargs;
+	m->nreturns = (uint8_t)(o->num_returns ? o->num_returns : 1);
+	m->attempt = (retries & 0xffff) << 16; /* attempt 0 in the low half */
+	m->flags = 0;
+	uint8_t *p = buf + sizeof(*m);
+	for (size_t i = 0; i < nargs; i++) {
+		struct sched_arg *h = (struct sched_arg *)p;
+		h->kind = a[i].kind;
+		h->len = (uint32_t)a[i].len;
+		memset(h->pad_, 0, sizeof(h->pad_));
+		p += sizeof(*h);
+		if (a[i].kind == SCHED_ARG_STORE) {
+			memcpy(p, a[i].id.b, PRISM_ID_SIZE);
+			p += PRISM_ID_SIZE;
+		} else {
+			if (a[i].len)
+				memcpy(p, a[i].data, a[i].len);
+			size_t pad = sched_align8((uint32_t)a[i].len) - a[i].len;
+			memset(p + a[i].len, 0, pad);
+			p += a[i].len + pad;
+		}
+	}
+}
+
+static struct rt_lease *pick_lease(void)
+{
+	struct rt_lease *best = NULL;
+	for (uint32_t i = 0; i < SCHED_MAX_LEASES && rt.nactive; i++) {
+		struct rt_lease *l = &rt.leases[i];
+		if (l->state == LEASE_ACTIVE && (!best || l->fl.count < best->fl.count))
+			best = l;
+	}
+	return best;
+}
+
+static void request_lease(uint32_t cpu)
+{
+	if (rt.lease_requested)
+		return;
+	rt.lease_req_id = ++rt.next_req;
+	if (rt_send_ctl(SCHED_M_LEASE_REQ, cpu, 0, rt.lease_req_id) == 0)
+		rt.lease_requested = true;
+}
+
+/* Push one message to a lease, or report that none can take it now. */
+static int try_send(const struct sched_task_msg *m)
+{
+	struct rt_lease *l = pick_lease();
+	if (!l || l->fl.count >= depth_limit()) {
+		request_lease(1000);
+		return PRISM_E_AGAIN;
+	}
+	int rc = sched_msg_send(l->spec, &m->h);
+	if (rc)
+		return rc == PRISM_E_FULL ? PRISM_E_AGAIN : rc;
+	rc = fl_push(&l->fl, m, m->h.len);
+	if (rc) {
+		/* The worker has it but we could not keep a copy: a retry after its death
+		 * would be impossible, which only matters then; the completion still
+		 * matches because order is kept by the ring. */
+		PRISM_LOG_E("submit", "no memory to track a task in flight");
+	}
+	return 0;
+}
+
+static int dispatch(const struct sched_task_msg *m)
+{
+	if (rt.queued.count == 0 && try_send(m) == 0)
+		return 0;
+	int rc = fl_push(&rt.queued, m, m->h.len);
+	if (rc == 0 && rt.nactive == 0)
+		request_lease(1000);
+	return rc;
+}
+
+void rt_flush_queued(void)
+{
+	while (rt.queued.count) {
+		const struct sched_task_msg *m =
+			(const struct sched_task_msg *)fl_peek(&rt.queued);
+		if (try_send(m) != 0)
+			return;
+		fl_pop(&rt.queued);
+	}
+}
+
+static const char *fn_name(uint64_t hash)
+{
+	const struct rt_fn *f = rt_fn_by_hash(hash);
+	return f ? f->name : "?";
+}
+
+void rt_fail_queued(int code)
+{
+	while (rt.queued.count) {
+		const struct sched_task_msg *m =
+			(const struct sched_task_msg *)fl_peek(&rt.queued);
+		fail_result(m->task, m->nreturns, "%s: cannot be scheduled: %s", fn_name(m->fn),
+			    code == PRISM_E_INFEASIBLE
+				    ? "the node cannot provide its resources, or its workers "
+				      "cannot start (see the node's log)"
+				    : prism_strerror(code));
+		fl_pop(&rt.queued);
+	}
+}
+
+/* ---- arguments ------------------------------------------------------------------------ */
+
+/* Resolve argument i for a message.  1: it waits on a pending ref; 0: resolved;
+ * < 0: an error the caller reports. */
+static int resolve(const prism_value *v, size_t i, struct rarg *out, const char **failed)
+{
+	if (prism_id_is_nil(v->ref.id)) {
+		if (v->len > rt.inline_max) {
+			rt_set_error("argument %zu is %zu bytes, above the inline limit of %u; "
+				     "pass it as prism_put() ref instead",
+				     i, v->len, rt.inline_max);
+			return PRISM_E_TOO_BIG;
+		}
+		*out = (struct rarg){.kind = SCHED_ARG_INLINE, .data = v->data, .len = v->len};
+		return 0;
+	}
+	struct obj *o = obj_find(v->ref.id);
+	if (!o) {
+		rt_set_error("argument %zu is a ref this process does not hold (released?)", i);
+		return PRISM_E_RELEASED;
+	}
+	if (o->state == OBJ_PENDING)
+		return 1;
+	if (o->state == OBJ_FAILED) {
+		*failed = o->data;
+		return 0;
+	}
+	if (o->len > rt.inline_max) {
+		rt_set_error("argument %zu's value is %u bytes, above the inline limit of %u",
+			     i, o->len, rt.inline_max);
+		return PRISM_E_TOO_BIG;
+	}
+	*out = (struct rarg){.kind = SCHED_ARG_INLINE, .data = o->data, .len = o->len};
+	return 0;
+}
+
+/* Build and dispatch a task whose arguments are all resolved (or one failed). */
+static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *o,
+		  const prism_value *args, size_t nargs)
+{
+	struct rarg stack_args[16], *ra = stack_args;
+	const char *failed = NULL;
+	int rc = 0;
+	if (nargs > 16 && !(ra = prism_malloc(nargs * sizeof(*ra))))
+		return -ENOMEM;
+	for (size_t i = 0; i < nargs && rc == 0 && !failed; i++) {
+		rc = resolve(&args[i], i, &ra[i], &failed);
+		if (rc > 0)
+			rc = PRISM_E_PROTO; /* launched with a pending argument: a bug */
+	}
+	unsigned nret = o->num_returns ? o->num_returns : 1;
+	if (rc == 0 && failed) {
+		/* An argument is an error object: so are this task's results (as in Ray). */
+		fail_result(task, nret, "%s: an argument failed: %s", fn->name, failed);
+	} else if (rc == 0) {
+		size_t len = msg_size(ra, nargs);
+		uint8_t stack_msg[STACK_MSG] __attribute__((aligned(64)));
+		uint8_t *buf = stack_msg;
+		if (len > SCHED_MSG_MAX) {
+			rt_set_error("the call's arguments take %zu bytes, more than a task "
+				     "message holds (%u); put large values in the store",
+				     len, SCHED_MSG_MAX);
+			rc = PRISM_E_TOO_BIG;
+		} else if (len > sizeof(stack_msg) && !(buf = prism_aligned_alloc(64, len))) {
+			rc = -ENOMEM;
+		}
+		if (rc == 0) {
+			msg_build(buf, len, task, fn, o, ra, nargs);
+			rc = dispatch((const struct sched_task_msg *)buf);
+			if (buf != stack_msg)
+				prism_free(buf);
+		}
+	}
+	if (ra != stack_args)
+		prism_free(ra);
+	return rc;
+}
+
+static void wait_finish(struct task_wait *t)
+{
+	int rc = launch(t->task, t->fn, &t->o, t->args, t->nargs);
+	unsigned nret = t->o.num_returns ? t->o.num_returns : 1;
+	if (rc)
+		fail_result(t->task, nret, "%s: cannot be submitted: %s", t->fn->name,
+			    prism_last_error()[0] ? prism_last_error() : prism_strerror(rc));
+	for (uint16_t i = 0; i < t->nargs; i++) {
+		if (!prism_id_is_nil(t->args[i].ref.id))
+			prism_ref_release(t->args[i].ref);
+		else
+			prism_free((void *)t->args[i].data);
+	}
+	prism_free(t->args);
+	prism_free(t);
+}
+
+/* Called when o stops being pending: tasks waiting for it may go. */
+static void notify(struct obj *o)
+{
+	struct dep *d = (struct dep *)o->waiters;
+	o->waiters = NULL;
+	while (d) {
+		struct dep *next = d->next;
+		if (--d->t->pending == 0)
+			wait_finish(d->t);
+		prism_free(d);
+		d = next;
+	}
+}
+
+static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o,
+		 const prism_value *args, size_t nargs)
+{
+	struct task_wait *t = prism_calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->args = prism_calloc(nargs ? nargs : 1, sizeof(*t->args));
+	if (!t->args) {
+		prism_free(t);
+		return -ENOMEM;
+	}
+	t->task = task;
+	t->fn = fn;
+	t->o = *o;
+	t->nargs = (uint16_t)nargs;
+	t->pending = 1; /* held until every dependency is linked */
+	for (size_t i = 0; i < nargs; i++) {
+		if (prism_id_is_nil(args[i].ref.id)) {
+			void *copy = prism_malloc(args[i].len ? args[i].len : 1);
+			if (!copy)
+				goto oom;
+			memcpy(copy, args[i].data, args[i].len);
+			t->args[i] = prism_bytes(copy, args[i].len);
+			continue;
+		}
+		struct obj *ob = obj_find(args[i].ref.id);
+		t->args[i] = prism_refval(args[i].ref);
+		ob->refs++;
+		if (ob->state != OBJ_PENDING)
+			continue;
+		struct dep *d = prism_malloc(sizeof(*d));
+		if (!d)
+			goto oom;
+		d->t = t;
+		d->next = (struct dep *)ob->waiters;
+		ob->waiters = (struct task_wait *)d;
+		t->pending++;
+	}
+	if (--t->pending == 0)
+		wait_finish(t);
+	return 0;
+oom:
+	/* What was linked stays linked and launches with an error result; keep going
+	 * as if every argument were there. */
+	if (--t->pending == 0)
+		wait_finish(t);
+	return -ENOMEM;
+}
+
+/* ---- public: submit ---------------------------------------------------------------------- */
+
+int prism_submit(const char *name, const prism_value *args, size_t nargs,
+		 const prism_call_opts *opts, prism_ref *out)
+{
+	prism_call_opts o = {0};
+	if (opts)
+		o = *opts;
+	if (!rt.up) {
+		rt_set_error("prism_init() has not been called");
+		return PRISM_E_CLOSED;
+	}
+	if (!name || !out || (nargs && !args)) {
+		rt_set_error("prism_submit: fn, out and args must not be NULL");
+		return -EINVAL;
+	}
+	const struct rt_fn *fn = rt_fn_by_name(name);
+	if (!fn) {
+		rt_set_error("no function named '%s' is registered (PRISM_REMOTE)", name);
+		return PRISM_E_UNKNOWN_FUNCTION;
+	}
+	if (fn->nargs >= 0 && (size_t)fn->nargs != nargs) {
+		rt_set_error("'%s' takes %d arguments, the call passes %zu", name, fn->nargs,
+			     nargs);
+		return -EINVAL;
+	}
+	if (nargs > 65535 || o.num_returns > PRISM_MAX_RETURNS || o.num_cpus < 0 ||
+	    o.num_gpus < 0 || o.max_retries < -1) {
+		rt_set_error("prism_submit: options out of range");
+		return -EINVAL;
+	}
+	if (cpu_milli(&o) > rt.hdr->ncpus * 1000u || o.num_gpus > 0) {
+		rt_set_error("'%s' asks for %.2f CPUs and %.2f GPUs; the node has %u CPUs and "
+			     "no GPUs",
+			     name, o.num_cpus ? o.num_cpus : 1.0, o.num_gpus, rt.hdr->ncpus);
+		return PRISM_E_INFEASIBLE;
+	}
+	unsigned nret = o.num_returns ? o.num_returns : 1;
+	prism_id task = prism_id_new(PRISM_ID_TASK);
+	unsigned made;
+	for (made = 0; made < nret; made++) {
+		struct obj *ob =
+			obj_new(prism_id_derive(task, PRISM_ID_OBJECT, (uint8_t)(made + 1)));
+		if (!ob)
+			break;
+		out[made].id = ob->id;
+	}
+	int rc = made == nret ? 0 : -ENOMEM;
+	bool pending = false;
+	for (size_t i = 0; rc == 0 && i < nargs; i++) {
+		if (prism_id_is_nil(args[i].ref.id))
+			continue;
+		struct obj *ob = obj_find(args[i].ref.id);
+		if (!ob) {
+			rt_set_error("argument %zu is a ref this process does not hold", i);
+			rc = PRISM_E_RELEASED;
+		} else if (ob->state == OBJ_PENDING) {
+			pending = true;
+		}
+	}
+	if (rc == 0)
+		rc = pending ? defer(task, fn, &o, args, nargs)
+			     : launch(task, fn, &o, args, nargs);
+	if (rc) {
+		for (unsigned i = 0; i < made; i++)
+			prism_ref_release(out[i]);
+		return rc;
+	}
+	rt_leases_maintain();
+	return 0;
+}
+
+/* ---- completions ------------------------------------------------------------------------------ */
+
+void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
+{
+	const struct sched_task_msg *m = (const struct sched_task_msg *)fl_peek(&l->fl);
+	if (len < sizeof(*d) || !m || !prism_id_eq(m->task, d->task)) {
+		PRISM_LOG_E("submit", "lease %u: a completion that matches no task in flight",
+			    l->idx);
+		return;
+	}
+	const uint8_t *p = (const uint8_t *)(d + 1), *end = (const uint8_t *)d + len;
+	unsigned nret = m->nreturns;
+	if (d->status < 0) {
+		const struct sched_arg *a = (const struct sched_arg *)p;
+		const char *msg = "the task failed";
+		size_t mlen = strlen(msg);
+		if (p + sizeof(*a) <= end && a->len <= (size_t)(end - p) - sizeof(*a)) {
+			msg = (const char *)(a + 1);
+			mlen = a->len;
+		}
+		fail_result(m->task, nret, "%.*s", (int)mlen, msg);
+	} else {
+		for (unsigned i = 0; i < nret && i < d->nreturns; i++) {
+			const struct sched_arg *a = (const struct sched_arg *)p;
+			if (p + sizeof(*a) > end || a->kind != SCHED_ARG_INLINE ||
+			    a->len > (size_t)(end - p) - sizeof(*a)) {
+				fail_result(m->task, nret, "%s: malformed completion",
+					    fn_name(m->fn));
+				break;
+			}
+			struct obj *o = obj_find(
+				prism_id_derive(m->task, PRISM_ID_OBJECT, (uint8_t)(i + 1)));
+			if (o && o->state == OBJ_PENDING) {
+				obj_set_value(o, a + 1, a->len);
+				notify(o);
+			}
+			p += sizeof(*a) + sched_align8(a->len);
+		}
+	}
+	/* 1/8 weight: a handful of completions moves the estimate across the threshold,
+	 * one outlier does not. */
+	run_ewma_ns = run_ewma_ns - run_ewma_ns / 8 + d->run_ns / 8;
+	fl_pop(&l->fl);
+	l->idle_since = prism_now_ns();
+}
+
+void rt_on_lease_lost(struct rt_lease *l)
+{
+	/* The lost tasks were submitted before anything still queued: they go first. */
+	struct inflight again = {0};
+	while (l->fl.count) {
+		struct sched_task_msg *m = (struct sched_task_msg *)fl_peek(&l->fl);
+		uint32_t attempt = (m->attempt & 0xffff) + 1, retries = m->attempt >> 16;
+		if (attempt > retries) {
+			fail_result(m->task, m->nreturns,
+				    "%s: its worker (pid %d) died while running it; no retries "
+				    "left after %u attempt%s",
+				    fn_name(m->fn), (int)l->worker_pid, attempt,
+				    attempt == 1 ? "" : "s");
+		} else {
+			m->attempt = (retries << 16) | attempt;
+			if (fl_push(&again, m, m->h.len) != 0)
+				fail_result(m->task, m->nreturns,
+					    "%s: out of memory for a retry", fn_name(m->fn));
+		}
+		fl_pop(&l->fl);
+	}
+	while (rt.queued.count) {
+		const struct sched_msg *m = fl_peek(&rt.queued);
+		fl_push(&again, m, m->len);
+		fl_pop(&rt.queued);
+	}
+	fl_free(&rt.queued);
+	rt.queued = again;
+	if (rt.queued.count)
+		request_lease(1000);
+}
+
+/* ---- public: get, wait, put, refs ---------------------------------------------------------------- */
+
+static int remaining(uint64_t deadline, int64_t *left)
+{
+	if (!deadline) {
+		*left = -1;
+		return 0;
+	}
+	uint64_t now = prism_now_ns();
+	if (now >= deadline)
+		return PRISM_E_TIMEOUT;
+	*left = (int64_t)(deadline - now);
+	return 0;
+}
+
+/* Poll until pred(arg) holds or the deadline passes. */
+static int wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns)
+{
+	uint64_t deadline = timeout_ns >= 0 ? prism_now_ns() + (uint64_t)timeout_ns : 0;
+	bool blocked = false;
+	int rc = 0;
+	rt_poll_once();
+	while (!pred(arg)) {
+		int64_t left;
+		rc = remaining(deadline, &left);
+		if (rc)
+			break;
+		if (rt.is_worker && rt.in_task && !blocked) {
+			rt_worker_block(true);
+			blocked = true;
+		}
+		rc = rt_wait_and_poll(left);
+		if (rc < 0 && rc != PRISM_E_TIMEOUT)
+			break;
+		rc = 0;
+	}
+	if (blocked)
+		rt_worker_block(false);
+	rt_leases_maintain();
+	return rc;
+}
+
+static bool obj_settled(void *arg)
+{
+	return ((struct obj *)arg)->state != OBJ_PENDING;
+}
+
+int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+{
+	if (!rt.up)
+		return PRISM_E_CLOSED;
+	if (!data || !len)
+		return -EINVAL;
+	struct obj *o = obj_find(ref.id);
+	if (!o) {
+		rt_set_error("this process holds no ref with that id (released, or never had)");
+		return PRISM_E_RELEASED;
+	}
+	if (o->state == OBJ_PENDING) {
+		int rc = wait_until(obj_settled, o, timeout_ns);
+		if (rc)
+			return rc;
+	}
+	*data = o->data;
+	*len = o->len;
+	return o->state == OBJ_READY ? 0 : PRISM_E_TASK_FAILED;
+}
+
+struct wait_arg {
+	const prism_ref *refs;
+	size_t n, want;
+	bool *ready;
+	size_t count;
+};
+
+static bool enough_ready(void *arg)
+{
+	struct wait_arg *w = arg;
+	w->count = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		struct obj *o = obj_find(w->refs[i].id);
+		bool r = o && o->state != OBJ_PENDING;
+		if (w->ready)
+			w->ready[i] = r;
+		w->count += r;
+	}
+	return w->count >= w->want;
+}
+
+int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeout_ns,
+	       bool *ready)
+{
+	if (!rt.up)
+		return PRISM_E_CLOSED;
+	if ((n && !refs) || num_ready > n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!obj_find(refs[i].id)) {
+			rt_set_error("ref %zu is not held by this process", i);
+			return PRISM_E_RELEASED;
+		}
+	struct wait_arg w = {refs, n, num_ready, ready, 0};
+	int rc = wait_until(enough_ready, &w, timeout_ns);
+	enough_ready(&w);
+	return rc && rc != PRISM_E_TIMEOUT ? rc : (int)w.count;
+}
+
+int prism_put(const void *data, size_t len, prism_ref *out)
+{
+	if (!rt.up)
+		return PRISM_E_CLOSED;
+	if ((!data && len) || !out || len > UINT32_MAX)
+		return -EINVAL;
+	struct obj *o = obj_new(prism_id_new(PRISM_ID_OBJECT));
+	if (!o)
+		return -ENOMEM;
+	int rc = obj_set_value(o, data, len);
+	if (rc) {
+		obj_drop(o);
+		return rc;
+	}
+	out->id = o->id;
+	return 0;
+}
+
+int prism_ref_retain(prism_ref ref)
+{
+	struct obj *o = obj_find(ref.id);
+	if (!o)
+		return PRISM_E_RELEASED;
+	o->refs++;
+	return 0;
+}
+
+int prism_ref_release(prism_ref ref)
+{
+	struct obj *o = obj_find(ref.id);
+	if (!o)
+		return PRISM_E_RELEASED;
+	if (--o->refs == 0 && !o->waiters)
+		obj_drop(o);
+	return 0;
+}

@@ -1,0 +1,413 @@
+/* worker.c — a worker process: the task loop and what a task can call.
+ *
+ * A process the node started as a worker (PRISM_WORKER=slot:generation) enters
+ * rt_worker_main() from the constructor PRISM_REMOTE emits (or from prism_init(), for
+ * programs whose functions all live on the code path) and never returns to main().  It
+ * attaches as a worker, then waits on its down ring and the spec ring of the lease it
+ * serves (one doorbell for both): runs tasks in order, answers each with a completion on
+ * the lease's done ring, and obeys ASSIGN and REVOKE from the node.  It spins for
+ * PRISM_SPIN_NS before sleeping, so back-to-back tasks cost no wake-up.
+ *
+ * A task may submit tasks and wait for them; while it waits the worker tells the node it
+ * is blocked, so the CPU it holds can run other work (the nested tasks among them).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "rt.h"
+
+struct prism_task_ctx {
+	const struct rt_fn *fn;
+	unsigned nreturns;
+	struct {
+		void *data; /* prism_malloc'd copy */
+		size_t len;
+		bool set;
+	} ret[PRISM_MAX_RETURNS];
+	char *error; /* prism_fail message */
+};
+
+struct serve {
+	int lease;
+	uint32_t gen, submitter;
+	prism_ring *spec, *done;
+};
+
+static struct serve srv = {.lease = -1};
+static uint8_t *task_buf; /* one whole task message */
+static uint8_t *done_buf; /* one whole completion */
+static size_t done_cap;
+
+/* ---- what a task calls -------------------------------------------------------------------- */
+
+int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t len)
+{
+	if (!ctx || index >= ctx->nreturns || (!data && len))
+		return -EINVAL;
+	if (len > rt.inline_max) {
+		rt_set_error("result %u is %zu bytes; results above %u bytes need the object "
+			     "store, which this build does not have yet",
+			     index, len, rt.inline_max);
+		return PRISM_E_TOO_BIG;
+	}
+	void *copy = prism_malloc(len ? len : 1);
+	if (!copy)
+		return -ENOMEM;
+	if (len)
+		memcpy(copy, data, len);
+	prism_free(ctx->ret[index].data);
+	ctx->ret[index].data = copy;
+	ctx->ret[index].len = len;
+	ctx->ret[index].set = true;
+	return 0;
+}
+
+int prism_return_ref(prism_task_ctx *ctx, unsigned index, prism_ref ref)
+{
+	const void *data;
+	size_t len;
+	/* The caller receives the value: wait for it here, where the ref is held. */
+	int rc = prism_get(ref, -1, &data, &len);
+	if (rc == PRISM_E_TASK_FAILED)
+		return prism_fail(ctx, "%.*s", (int)len, (const char *)data);
+	if (rc)
+		return rc;
+	return prism_return(ctx, index, data, len);
+}
+
+int prism_fail(prism_task_ctx *ctx, const char *fmt, ...)
+{
+	char msg[900];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ctx) {
+		prism_free(ctx->error);
+		ctx->error = prism_strdup(msg);
+	}
+	return PRISM_E_TASK_FAILED;
+}
+
+/* ---- completions ---------------------------------------------------------------------------- */
+
+static int done_reserve(size_t len)
+{
+	if (len <= done_cap)
+		return 0;
+	size_t cap = done_cap ? done_cap : 4096;
+	while (cap < len)
+		cap *= 2;
+	uint8_t *nb = prism_aligned_alloc(64, cap);
+	if (!nb)
+		return -ENOMEM;
+	prism_free(done_buf);
+	done_buf = nb;
+	done_cap = cap;
+	return 0;
+}
+
+static bool submitter_alive(void)
+{
+	return atomic_load(&sched_client_at(rt.base, srv.submitter)->state) ==
+	       SCHED_CLIENT_ATTACHED;
+}
+
+/* Send a completion; wait for room while the submitter lives. */
+static void send_done(const struct sched_done_msg *d)
+{
+	for (uint64_t i = 0;; i++) {
+		int rc = sched_msg_send(srv.done, &d->h);
+		if (rc != PRISM_E_FULL)
+			return;
+		if ((i & 1023) == 1023 && !submitter_alive())
+			return; /* nobody will read it */
+		sched_yield();
+	}
+}
+
+static void send_failure(const struct sched_task_msg *m, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void send_failure(const struct sched_task_msg *m, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	size_t mlen = n < 0 ? 0 : (size_t)n >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)n;
+	size_t len = sizeof(struct sched_done_msg) + sizeof(struct sched_arg) +
+		     sched_align8((uint32_t)mlen);
+	if (done_reserve(len) != 0)
+		return;
+	struct sched_done_msg *d = (struct sched_done_msg *)done_buf;
+	memset(d, 0, sizeof(*d));
+	d->h = (struct sched_msg){.len = (uint32_t)len,
+				  .type = SCHED_M_DONE,
+				  .nslots = (uint16_t)sched_msg_slots((uint32_t)len)};
+	d->task = m->task;
+	d->status = status < 0 ? status : PRISM_E_TASK_FAILED;
+	d->nreturns = 1;
+	struct sched_arg *a = (struct sched_arg *)(d + 1);
+	*a = (struct sched_arg){.len = (uint32_t)mlen, .kind = SCHED_ARG_INLINE};
+	memcpy(a + 1, msg, mlen);
+	sched_client_at(rt.base, rt.slot)->tasks_failed++;
+	send_done(d);
+}
+
+/* ---- running a task ---------------------------------------------------------------------------- */
+
+/* Check the arguments' lengths against the message before a single one is trusted. */
+static int parse_args(const struct sched_task_msg *m, prism_arg *args)
+{
+	const uint8_t *p = (const uint8_t *)(m + 1), *end = (const uint8_t *)m + m->h.len;
+	for (unsigned i = 0; i < m->nargs; i++) {
+		const struct sched_arg *a = (const struct sched_arg *)p;
+		if ((size_t)(end - p) < sizeof(*a))
+			return PRISM_E_PROTO;
+		p += sizeof(*a);
+		if (a->kind != SCHED_ARG_INLINE || a->len > (size_t)(end - p))
+			return PRISM_E_PROTO;
+		args[i] = (prism_arg){.data = p, .len = a->len};
+		p += sched_align8(a->len) <= (size_t)(end - p) ? sched_align8(a->len) : a->len;
+	}
+	return 0;
+}
+
+static void run_task(const struct sched_task_msg *m)
+{
+	prism_task_ctx ctx = {.nreturns = m->nreturns ? m->nreturns : 1};
+	prism_arg stack_args[16], *args = stack_args;
+	const struct rt_fn *fn = rt_fn_by_hash(m->fn);
+	if (!fn) {
+		send_failure(
+			m, PRISM_E_UNKNOWN_FUNCTION,
+			"no function with hash %016llx is registered in worker %d (is it the "
+			"same program as the driver?)",
+			(unsigned long long)m->fn, (int)getpid());
+		return;
+	}
+	if (ctx.nreturns > PRISM_MAX_RETURNS) {
+		send_failure(m, PRISM_E_PROTO, "%s: too many results requested", fn->name);
+		return;
+	}
+	if (m->nargs > 16 && !(args = prism_malloc(m->nargs * sizeof(*args)))) {
+		send_failure(m, -ENOMEM, "%s: no memory for its arguments", fn->name);
+		return;
+	}
+	if (parse_args(m, args) != 0) {
+		send_failure(m, PRISM_E_PROTO, "%s: malformed task message", fn->name);
+		goto out;
+	}
+	ctx.fn = fn;
+	rt.in_task = true;
+	uint64_t t0 = prism_now_ns();
+	int rc = fn->fn(&ctx, args, m->nargs);
+	uint64_t ran = prism_now_ns() - t0;
+	rt.in_task = false;
+	if (rc != 0 || ctx.error) {
+		if (ctx.error)
+			send_failure(m, PRISM_E_TASK_FAILED, "%s: %s", fn->name, ctx.error);
+		else
+			send_failure(m, rc, "%s: returned %d (%s)", fn->name, rc,
+				     prism_strerror(rc));
+		goto out;
+	}
+	size_t len = sizeof(struct sched_done_msg);
+	for (unsigned i = 0; i < ctx.nreturns; i++)
+		len += sizeof(struct sched_arg) + sched_align8((uint32_t)ctx.ret[i].len);
+	if (len > SCHED_MSG_MAX) {
+		send_failure(m, PRISM_E_TOO_BIG, "%s: its results (%zu bytes) exceed a message",
+			     fn->name, len);
+		goto out;
+	}
+	if (done_reserve(len) != 0) {
+		send_failure(m, -ENOMEM, "%s: no memory for its results", fn->name);
+		goto out;
+	}
+	struct sched_done_msg *d = (struct sched_done_msg *)done_buf;
+	memset(d, 0, sizeof(*d));
+	d->h = (struct sched_msg){.len = (uint32_t)len,
+				  .type = SCHED_M_DONE,
+				  .nslots = (uint16_t)sched_msg_slots((uint32_t)len)};
+	d->task = m->task;
+	d->nreturns = (uint8_t)ctx.nreturns;
+	d->run_ns = ran;
+	uint8_t *p = (uint8_t *)(d + 1);
+	for (unsigned i = 0; i < ctx.nreturns; i++) {
+		struct sched_arg *a = (struct sched_arg *)p;
+		*a = (struct sched_arg){.len = (uint32_t)ctx.ret[i].len,
+					.kind = SCHED_ARG_INLINE};
+		p += sizeof(*a);
+		if (ctx.ret[i].len)
+			memcpy(p, ctx.ret[i].data, ctx.ret[i].len);
+		p += sched_align8((uint32_t)ctx.ret[i].len);
+	}
+	sched_client_at(rt.base, rt.slot)->tasks_run++;
+	send_done(d);
+out:
+	for (unsigned i = 0; i < ctx.nreturns && i < PRISM_MAX_RETURNS; i++)
+		prism_free(ctx.ret[i].data);
+	prism_free(ctx.error);
+	if (args != stack_args)
+		prism_free(args);
+}
+
+/* ---- leases ------------------------------------------------------------------------------------ */
+
+static void serve_rebuild_waitset(void)
+{
+	rt_rebuild_waitset();
+	if (srv.lease >= 0)
+		rt.waitset[rt.nwait++] = srv.spec;
+}
+
+static void serve_close(void)
+{
+	prism_ring_destroy(srv.spec);
+	prism_ring_destroy(srv.done);
+	srv = (struct serve){.lease = -1};
+	rt.serving = -1;
+	serve_rebuild_waitset();
+}
+
+/* Take the tasks still queued on the served lease (running them, or dropping them when
+ * the submitter is gone), then let the lease go. */
+static void serve_release(bool discard)
+{
+	int lease = srv.lease;
+	int len;
+	while ((len = sched_msg_recv(srv.spec, task_buf, SCHED_MSG_MAX + SCHED_SLOT)) > 0)
+		if (!discard && ((struct sched_msg *)task_buf)->type == SCHED_M_TASK)
+			run_task((const struct sched_task_msg *)task_buf);
+	serve_close();
+	rt_send_ctl(SCHED_M_LEASE_RELEASED, (uint32_t)lease, 0, 0);
+}
+
+void rt_worker_on_ctl(const struct sched_ctl_msg *m)
+{
+	if (m->h.type == SCHED_M_LEASE_ASSIGN) {
+		if (srv.lease >= 0 || m->a >= SCHED_MAX_LEASES || m->b >= SCHED_MAX_CLIENTS) {
+			PRISM_LOG_E("worker", "unexpected lease assignment %u", m->a);
+			return;
+		}
+		int rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 0),
+						  rt.hdr->lease_ring_bytes, rt.bell, &srv.spec);
+		if (rc == 0)
+			rc = prism_ring_attach_shared(
+				sched_lease_ring_at(rt.base, m->a, 1), rt.hdr->lease_ring_bytes,
+				sched_client_at(rt.base, m->b)->bell, &srv.done);
+		if (rc) {
+			PRISM_LOG_E("worker", "cannot open lease %u: %s", m->a,
+				    prism_strerror(rc));
+			_exit(3); /* the node sees the exit and tells the submitter */
+		}
+		srv.lease = (int)m->a;
+		srv.gen = m->c;
+		srv.submitter = m->b;
+		rt.serving = (int)m->a;
+		serve_rebuild_waitset();
+	} else if (m->h.type == SCHED_M_LEASE_REVOKE) {
+		if (srv.lease != (int)m->a)
+			return;
+		if (rt.in_task) {
+			/* A nested get is polling: finish the current task first. */
+			rt.revoke_pending = true;
+			rt.revoke_discard = m->b != 0;
+			return;
+		}
+		serve_release(m->b != 0);
+	}
+}
+
+void rt_worker_block(bool blocked)
+{
+	rt_send_ctl(blocked ? SCHED_M_BLOCKED : SCHED_M_UNBLOCKED, 0, 0, 0);
+}
+
+static void serve_some(void)
+{
+	/* Bounded, so control messages are seen between batches. */
+	for (int k = 0; k < 64 && srv.lease >= 0; k++) {
+		int len = sched_msg_recv(srv.spec, task_buf, SCHED_MSG_MAX + SCHED_SLOT);
+		if (len <= 0) {
+			if (len < 0)
+				PRISM_LOG_E("worker", "bad task message: %s",
+					    prism_strerror(len));
+			break;
+		}
+		const struct sched_task_msg *m = (const struct sched_task_msg *)task_buf;
+		if (m->h.type == SCHED_M_TASK && (size_t)len >= sizeof(*m))
+			run_task(m);
+		if (rt.revoke_pending) {
+			rt.revoke_pending = false;
+			serve_release(rt.revoke_discard);
+		}
+	}
+}
+
+int rt_worker_main(void)
+{
+	const char *w = getenv("PRISM_WORKER");
+	const char *path = getenv("PRISM_NODE_SOCKET");
+	unsigned slot, gen;
+	if (!w || !path || sscanf(w, "%u:%u", &slot, &gen) != 2) {
+		fprintf(stderr, "prism worker: PRISM_WORKER or PRISM_NODE_SOCKET missing\n");
+		_exit(2);
+	}
+	unsetenv("PRISM_WORKER");
+	/* Die with the node that started us. */
+	pid_t parent = getppid();
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(0);
+	signal(SIGPIPE, SIG_IGN);
+	const char *spin = getenv("PRISM_SPIN_NS");
+	rt.spin_ns = spin ? strtoull(spin, NULL, 10) : 50 * PRISM_NS_PER_US;
+	rt.is_worker = true;
+	int rc = rt_load_code_path(getenv("PRISM_CODE_PATH"));
+	if (rc == 0)
+		rc = obj_table_init();
+	if (rc == 0)
+		rc = rt_attach(path, SCHED_KIND_WORKER, slot, gen);
+	task_buf = prism_aligned_alloc(64, SCHED_MSG_MAX + SCHED_SLOT);
+	if (rc || !task_buf) {
+		fprintf(stderr, "prism worker %d: cannot attach to %s: %s\n", (int)getpid(),
+			path, prism_last_error()[0] ? prism_last_error() : prism_strerror(rc));
+		_exit(2);
+	}
+	rt.up = true;
+	serve_rebuild_waitset();
+	for (;;) {
+		int r = prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
+		if (r < 0 && r != PRISM_E_TIMEOUT)
+			break;
+		rt_poll_once();
+		if (srv.lease >= 0 && rt.waitset[rt.nwait - 1] != srv.spec)
+			serve_rebuild_waitset();
+		serve_some();
+		rt_leases_maintain();
+	}
+	_exit(1);
+}
+
+void prism__worker_entry(void)
+{
+	static bool entered;
+	const char *w = getenv("PRISM_WORKER");
+	if (entered || !w || !*w)
+		return;
+	entered = true;
+	rt_worker_main();
+}

@@ -1,0 +1,73 @@
+/* sched/node.h — the node daemon: the loop at the heart of prismd.
+ *
+ * A node owns one shared-memory segment (sched/proto.h), listens on a Unix socket for
+ * clients to attach, keeps a pool of worker processes per program, grants leases (a
+ * worker and a pair of rings) to clients that ask, and cleans up after clients and
+ * workers that die.  It is deliberately not on the per-task path: once a client holds
+ * a lease it pushes tasks straight into the worker's ring.
+ *
+ * The loop runs the phases of base/loop.h; the node adds a work source that drains
+ * every client's up ring (bounded per client per iteration), a before-sleep hook that
+ * arms the daemon's doorbell, and timers for housekeeping.
+ *
+ * Ownership: sched_node_create() copies what it needs from the options; the node owns
+ * its segment, socket, loop and worker processes, and sched_node_destroy() ends them all
+ * (workers get SIGKILL).  Thread safety: a node belongs to the thread that created it;
+ * only sched_node_stop() may be called from another thread or a signal handler.
+ * Errors: negative codes (base/error.h).
+ */
+#ifndef PRISM_SCHED_NODE_H
+#define PRISM_SCHED_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sched_node sched_node;
+
+struct sched_node_opts {
+	/* Unix socket to listen on (required).  Its directory must exist. */
+	const char *socket_path;
+	/* Object store arena in bytes; 0 = 256 MiB. */
+	uint64_t objstore_bytes;
+	/* Workers started per program ahead of need (the first driver's attach starts
+	 * them); 0 = one per CPU. */
+	uint32_t num_workers;
+	/* Most workers per program (more start when tasks block in nested gets); 0 = 4 per
+	 * CPU, at most what the client table holds. */
+	uint32_t max_workers;
+	/* CPUs the node offers to tasks; 0 = the CPUs this process may run on. */
+	uint32_t ncpus;
+	/* Spin budget handed to workers (PRISM_SPIN_NS); 0 = 50 us. */
+	uint64_t spin_ns;
+	/* Results up to this size travel inline; 0 = 64 KiB. */
+	uint32_t inline_max;
+	/* Stop once the last driver detaches (the embedded node of prism_init()). */
+	bool exit_when_no_drivers;
+	/* Idle workers of a program no driver uses are stopped after this long;
+	 * 0 = 60 s. */
+	uint64_t idle_worker_ns;
+};
+
+int sched_node_create(const struct sched_node_opts *opts, sched_node **out);
+/* Run until sched_node_stop() or, with exit_when_no_drivers, the last driver leaves.
+ * Returns 0 or a negative code. */
+int sched_node_run(sched_node *node);
+/* Ask the node to stop; safe from any thread and from signal handlers. */
+void sched_node_stop(sched_node *node);
+/* Kill the workers, remove the socket, unmap.  NULL-safe. */
+void sched_node_destroy(sched_node *node);
+
+/* The status report `prism status` prints, into buf (always NUL-terminated). */
+void sched_node_status(sched_node *node, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,305 @@
+/* sched/proto.h — what the node daemon and its clients share: the node segment's layout,
+ * the attach protocol on the daemon's Unix socket, and the messages on the rings.
+ *
+ * The node segment (one memfd per node, created by prismd, mapped by every client):
+ *
+ *   [0, 4096)            struct sched_node_hdr: sizes, offsets, node-wide counters
+ *   clients_off          struct sched_client[max_clients]: one control block per
+ *                        attached process (driver or worker), with its doorbell
+ *   ctl_off              per client, two control rings: up (client -> daemon) and down
+ *                        (daemon -> client), SCHED_CTL_SLOTS slots of 64 bytes
+ *   leases_off           struct sched_lease[max_leases]: who holds each lease
+ *   lease_rings_off      per lease, two rings: spec (submitter -> worker) and done
+ *                        (worker -> submitter), SCHED_LEASE_SLOTS slots of 64 bytes
+ *   objstore_off         the object store region (objstore/)
+ *
+ * Every ring carries messages of one or more 64-byte slots, sent and taken whole (bulk);
+ * each message starts with struct sched_msg.  Rings a process consumes share that
+ * process's doorbell (struct sched_client.bell): the down ring and the rings of every
+ * lease it holds, so one futex wait covers them all.  The daemon's own doorbell
+ * (hdr.daemon_bell) covers every up ring and is rung through its eventfd, since the
+ * daemon sleeps in io_uring.
+ *
+ * Everything in the segment is offsets, checked against the segment size on attach; a
+ * peer can corrupt the segment (all processes are the same user, so this is about bugs,
+ * not attacks) and the daemon must not crash on it.  Thread safety: each ring has one
+ * producer and one consumer process; fields of sched_client and sched_lease are written
+ * by the daemon only, except those marked "client".
+ */
+#ifndef PRISM_SCHED_PROTO_H
+#define PRISM_SCHED_PROTO_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/api.h"
+#include "base/id.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SCHED_SEG_MAGIC 0x444d5350u /* "PSMD" */
+#define SCHED_SEG_VERSION 1u
+
+#define SCHED_SLOT 64u
+/* 255 slots of control messages each way: a control message is one or two slots, and the
+ * daemon drains every up ring each loop iteration. */
+#define SCHED_CTL_SLOTS 255u
+/* 2047 slots (128 KiB) per lease ring: room for a 64 KiB inline argument or result (1,025
+ * slots) plus a deep pipeline of small tasks. */
+#define SCHED_LEASE_SLOTS 2047u
+/* Most processes attached at once (drivers, workers, nested submitters). */
+#define SCHED_MAX_CLIENTS 64u
+#define SCHED_MAX_LEASES 64u
+/* Largest single message: what a lease ring can hold, less one slot of slack. */
+#define SCHED_MSG_MAX ((SCHED_LEASE_SLOTS - 1) * SCHED_SLOT)
+
+/* ---- The node segment ------------------------------------------------------------ */
+
+enum sched_client_state {
+	SCHED_CLIENT_FREE = 0,
+	SCHED_CLIENT_RESERVED = 1, /* a worker slot set aside before its process attaches */
+	SCHED_CLIENT_ATTACHED = 2,
+	SCHED_CLIENT_DEAD = 3, /* its process died; the daemon is cleaning up */
+};
+
+enum sched_client_kind {
+	SCHED_KIND_DRIVER = 1,
+	SCHED_KIND_WORKER = 2,
+};
+
+struct sched_client {
+	/* The doorbell every ring this client consumes shares (PRISM_DOORBELL_SIZE). */
+	uint8_t bell[64];
+	_Atomic uint32_t state;
+	uint32_t kind;
+	uint32_t generation; /* bumped each time the slot is reused */
+	int32_t pid;
+	uint32_t job; /* the driver slot whose code this process runs */
+	uint32_t pad0_;
+	uint64_t tasks_run;    /* client: tasks this worker finished */
+	uint64_t tasks_failed; /* client */
+	uint8_t pad1_[24];
+};
+_Static_assert(sizeof(struct sched_client) == 128, "two cache lines: doorbells stay aligned");
+
+enum sched_lease_state {
+	SCHED_LEASE_FREE = 0,
+	SCHED_LEASE_GRANTED = 1,  /* rings formatted; submitter and worker told */
+	SCHED_LEASE_RETURNING = 2 /* submitter gave it back; the worker drains and releases */
+};
+
+struct sched_lease {
+	_Atomic uint32_t state;
+	uint32_t generation;
+	uint32_t submitter; /* client slot */
+	uint32_t worker;    /* client slot */
+	uint32_t cpu_milli; /* resources the lease holds */
+	uint32_t gpu_milli;
+	uint8_t pad_[40];
+};
+_Static_assert(sizeof(struct sched_lease) == 64, "one cache line per lease");
+
+struct sched_node_hdr {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t seg_size;
+	uint32_t max_clients;
+	uint32_t max_leases;
+	uint32_t ctl_slots;
+	uint32_t lease_slots;
+	uint64_t clients_off;
+	uint64_t ctl_off;
+	uint64_t ctl_ring_bytes; /* one control ring, 64-byte aligned */
+	uint64_t leases_off;
+	uint64_t lease_rings_off;
+	uint64_t lease_ring_bytes; /* one lease ring */
+	uint64_t objstore_off;
+	uint64_t objstore_size;
+	uint32_t inline_max; /* results up to this size travel inline (bytes) */
+	uint32_t ncpus;
+	int32_t daemon_pid;
+	uint32_t pad0_;
+	/* doorbell of every up ring, on its own cache line */
+	uint8_t daemon_bell[64] __attribute__((aligned(64)));
+};
+_Static_assert(offsetof(struct sched_node_hdr, daemon_bell) % 64 == 0,
+	       "the daemon's doorbell is cache-line aligned");
+
+/* Where each part of the segment is; computed by the daemon, checked by clients. */
+struct sched_layout {
+	uint64_t clients_off, ctl_off, ctl_ring_bytes, leases_off, lease_rings_off,
+		lease_ring_bytes, objstore_off, objstore_size, seg_size;
+};
+
+/* Compute the layout for an object store region of objstore_size bytes.  -EINVAL when
+ * the sizes overflow. */
+int sched_layout_compute(uint64_t objstore_size, struct sched_layout *l);
+
+/* Validate a header read from a segment of seg_size bytes (a client's first act after
+ * mapping it).  PRISM_E_BAD_MAGIC, PRISM_E_BAD_VERSION, PRISM_E_CORRUPT. */
+int sched_hdr_check(const struct sched_node_hdr *h, uint64_t seg_size);
+
+static inline void *sched_seg_at(void *seg, uint64_t off)
+{
+	return (char *)seg + off;
+}
+static inline struct sched_client *sched_client_at(void *seg, uint32_t slot)
+{
+	struct sched_node_hdr *h = (struct sched_node_hdr *)seg;
+	return (struct sched_client *)sched_seg_at(seg, h->clients_off) + slot;
+}
+static inline struct sched_lease *sched_lease_at(void *seg, uint32_t lease)
+{
+	struct sched_node_hdr *h = (struct sched_node_hdr *)seg;
+	return (struct sched_lease *)sched_seg_at(seg, h->leases_off) + lease;
+}
+/* dir 0: up (client -> daemon), 1: down (daemon -> client). */
+static inline void *sched_ctl_ring_at(void *seg, uint32_t slot, int dir)
+{
+	struct sched_node_hdr *h = (struct sched_node_hdr *)seg;
+	return sched_seg_at(seg, h->ctl_off + (2 * (uint64_t)slot + (uint64_t)dir) *
+						      h->ctl_ring_bytes);
+}
+/* dir 0: spec (submitter -> worker), 1: done (worker -> submitter). */
+static inline void *sched_lease_ring_at(void *seg, uint32_t lease, int dir)
+{
+	struct sched_node_hdr *h = (struct sched_node_hdr *)seg;
+	return sched_seg_at(seg, h->lease_rings_off + (2 * (uint64_t)lease + (uint64_t)dir) *
+							      h->lease_ring_bytes);
+}
+
+/* ---- The attach protocol on the daemon's Unix socket (base/wire.h frames) ----------
+ *
+ * client -> daemon  ATTACH {u32 kind, i32 pid, u32 worker slot or UINT32_MAX,
+ *                           u32 worker generation, str exe path (drivers), str cwd}
+ * daemon -> client  ATTACH_OK {u32 slot, u32 generation, u64 seg size} with the segment
+ *                   fd (SCM_RIGHTS), then ATTACH_FD with the daemon's eventfd
+ *                or ERROR {i32 code, str message}, then close
+ * any   -> daemon   STATUS {} -> STATUS_REPLY {str text}
+ * any   -> daemon   STOP {} -> STOP_OK {}, then the daemon shuts down
+ * The peer's uid (SO_PEERCRED) must equal the daemon's, or the daemon answers ERROR
+ * (-EACCES) and closes before reading anything else.  The attached client keeps the
+ * socket open: its closing is how the daemon learns that a driver went away. */
+enum sched_wire_type {
+	SCHED_W_ATTACH = 1,
+	SCHED_W_ATTACH_OK = 2,
+	SCHED_W_ATTACH_FD = 3,
+	SCHED_W_ERROR = 4,
+	SCHED_W_STATUS = 5,
+	SCHED_W_STATUS_REPLY = 6,
+	SCHED_W_STOP = 7,
+	SCHED_W_STOP_OK = 8,
+};
+#define SCHED_WIRE_MAX_PAYLOAD (64u * 1024)
+
+/* ---- Ring messages ----------------------------------------------------------------- */
+
+enum sched_msg_type {
+	/* control, client -> daemon */
+	SCHED_M_LEASE_REQ = 1,      /* {cpu_milli, gpu_milli} */
+	SCHED_M_LEASE_RETURN = 2,   /* {lease} */
+	SCHED_M_LEASE_RELEASED = 3, /* worker: {lease}: drained, detached */
+	SCHED_M_BLOCKED = 4,        /* worker: blocked in get, lend my CPU back */
+	SCHED_M_UNBLOCKED = 5,
+	/* control, daemon -> client */
+	SCHED_M_LEASE_GRANT = 20,  /* {lease, worker slot, generation} */
+	SCHED_M_LEASE_DENIED = 21, /* {code}: infeasible shape */
+	SCHED_M_LEASE_ASSIGN = 22, /* to worker: {lease, submitter slot, generation} */
+	SCHED_M_LEASE_REVOKE = 23, /* to worker: drain, detach, answer RELEASED */
+	SCHED_M_LEASE_LOST = 24,   /* to submitter: {lease, code}: the worker died */
+	SCHED_M_SHUTDOWN = 25,     /* the daemon is stopping */
+	/* lease rings */
+	SCHED_M_TASK = 40,
+	SCHED_M_DONE = 41,
+};
+
+/* Every message starts with this.  len: bytes in the whole message (header included);
+ * nslots = ceil(len / 64); the message occupies nslots consecutive slots. */
+struct sched_msg {
+	uint32_t len;
+	uint16_t type;
+	uint16_t nslots;
+	uint64_t req_id;
+};
+
+struct sched_ctl_msg {
+	struct sched_msg h;
+	uint32_t a, b, c, d; /* meaning per type, named in the enum above */
+	int32_t code;
+	uint32_t pad_;
+	uint64_t e;
+	uint8_t tail_[16];
+};
+_Static_assert(sizeof(struct sched_ctl_msg) == SCHED_SLOT, "control messages fill one slot");
+
+/* A task.  Followed by nargs arguments, each a sched_arg and its bytes, 8-byte aligned. */
+struct sched_task_msg {
+	struct sched_msg h;
+	prism_id task;
+	uint64_t fn;       /* sched_fn_hash() of the function's name */
+	uint64_t deadline; /* absolute CLOCK_MONOTONIC ns, 0 = none */
+	uint16_t nargs;
+	uint8_t nreturns;
+	uint8_t flags;
+	uint32_t attempt;
+};
+
+enum sched_arg_kind {
+	SCHED_ARG_INLINE = 1, /* the bytes follow */
+	SCHED_ARG_STORE = 2,  /* a store object: 16-byte id follows; len is its size */
+};
+
+struct sched_arg {
+	uint32_t len;
+	uint8_t kind;
+	uint8_t pad_[3];
+};
+
+/* A task's completion.  status 0: nreturns results follow, each a sched_arg (kind
+ * INLINE or STORE) and its bytes.  status < 0: the task failed; one INLINE result holds
+ * the message "function: text". */
+struct sched_done_msg {
+	struct sched_msg h;
+	prism_id task;
+	int32_t status;
+	uint8_t nreturns;
+	uint8_t pad_[3];
+	uint64_t run_ns; /* time the function ran */
+};
+
+static inline uint32_t sched_msg_slots(uint32_t len)
+{
+	return (len + SCHED_SLOT - 1) / SCHED_SLOT;
+}
+static inline uint32_t sched_align8(uint32_t n)
+{
+	return (n + 7u) & ~7u;
+}
+
+/* FNV-1a of the name: the key a worker finds a function by. */
+static inline uint64_t sched_fn_hash(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 0x100000001b3ull;
+	return h;
+}
+
+typedef struct prism_ring prism_ring;
+
+/* Send one message (msg->len bytes, in a buffer of at least nslots * 64 bytes) whole.
+ * -EINVAL for a malformed header, PRISM_E_FULL when the ring lacks room right now. */
+int sched_msg_send(prism_ring *r, const struct sched_msg *msg);
+/* Take one whole message into buf (cap bytes, a multiple of 64).  Returns its length,
+ * 0 when the ring is empty, PRISM_E_CORRUPT when the header is impossible (the ring is
+ * then unusable), PRISM_E_TOO_BIG when the message exceeds cap (the message is dropped
+ * so the ring stays usable). */
+int sched_msg_recv(prism_ring *r, void *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,373 @@
+/* ctl.c — control messages and leases.
+ *
+ * Each loop iteration drains every client's up ring (NODE_CTL_BATCH messages at most
+ * per client) through a table of handlers.  Leases: a client asks for one with a
+ * resource shape; the daemon grants it when an idle worker of the client's program and
+ * the resources are both there, formatting a fresh pair of rings (spec: client ->
+ * worker, rung on the worker's doorbell; done: worker -> client, rung on the client's)
+ * and telling both sides.  Requests wait in arrival order; one that cannot be met
+ * because no worker is idle starts one, up to max_workers.  A shape no node resource
+ * can ever meet is refused at once (PRISM_E_INFEASIBLE).
+ *
+ * Returning: the client sends LEASE_RETURN when it has nothing in flight; the worker
+ * is told to drain and detach (REVOKE), answers RELEASED, and is idle again.  A worker
+ * that dies takes its lease with it (LEASE_LOST to the client, which retries what was in
+ * flight); a client that dies has its leases revoked with "discard" set.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "node_int.h"
+
+static void msg_init(struct sched_ctl_msg *m, uint16_t type)
+{
+	memset(m, 0, sizeof(*m));
+	m->h.len = sizeof(*m);
+	m->h.type = type;
+	m->h.nslots = 1;
+}
+
+int ctl__send(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
+{
+	struct client_local *cl = &n->cl[slot];
+	if (!cl->down)
+		return -ENOENT;
+	if (cl->nbacklog == 0 && sched_msg_send(cl->down, &m->h) == 0)
+		return 0;
+	/* The client is not draining its down ring right now (busy in a long task):
+	 * keep the message in order behind the others and retry on every tick. */
+	if (cl->nbacklog == cl->capbacklog) {
+		uint32_t cap = cl->capbacklog ? 2 * cl->capbacklog : 16;
+		void *nb = prism_realloc(cl->backlog, cap * sizeof(*cl->backlog));
+		if (!nb)
+			return -ENOMEM;
+		cl->backlog = nb;
+		cl->capbacklog = cap;
+	}
+	cl->backlog[cl->nbacklog++] = *m;
+	return 0;
+}
+
+void ctl__flush_backlogs(struct sched_node *n)
+{
+	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
+		struct client_local *cl = &n->cl[s];
+		uint32_t sent = 0;
+		while (sent < cl->nbacklog &&
+		       sched_msg_send(cl->down, &cl->backlog[sent].h) == 0)
+			sent++;
+		if (sent) {
+			memmove(cl->backlog, cl->backlog + sent,
+				(cl->nbacklog - sent) * sizeof(*cl->backlog));
+			cl->nbacklog -= sent;
+		}
+	}
+}
+
+/* ---- leases ---------------------------------------------------------------------------- */
+
+static void lease_free(struct sched_node *n, uint32_t l)
+{
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	struct client_local *w = &n->cl[ls->worker];
+	if (w->lease == (int)l) {
+		if (!w->blocked)
+			n->cpu_used_milli -= ls->cpu_milli;
+		w->lease = -1;
+		w->blocked = false;
+	} else {
+		n->cpu_used_milli -= ls->cpu_milli;
+	}
+	atomic_store(&ls->state, SCHED_LEASE_FREE);
+}
+
+static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_t worker)
+{
+	uint32_t l;
+	for (l = 0; l < SCHED_MAX_LEASES; l++)
+		if (atomic_load(&sched_lease_at(n->base, l)->state) == SCHED_LEASE_FREE)
+			break;
+	if (l == SCHED_MAX_LEASES)
+		return -ENOSPC;
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	prism_ring *spec = NULL, *done = NULL;
+	int rc = prism_ring_create_shared(
+		sched_lease_ring_at(n->base, l, 0), n->hdr->lease_ring_bytes, "spec",
+		SCHED_SLOT, SCHED_LEASE_SLOTS, node__client(n, worker)->bell, &spec);
+	if (rc == 0)
+		rc = prism_ring_create_shared(sched_lease_ring_at(n->base, l, 1),
+					      n->hdr->lease_ring_bytes, "done", SCHED_SLOT,
+					      SCHED_LEASE_SLOTS,
+					      node__client(n, rq->client)->bell, &done);
+	prism_ring_destroy(spec);
+	prism_ring_destroy(done);
+	if (rc)
+		return rc;
+	ls->generation++;
+	ls->submitter = rq->client;
+	ls->worker = worker;
+	ls->cpu_milli = rq->cpu_milli;
+	ls->gpu_milli = rq->gpu_milli;
+	atomic_store(&ls->state, SCHED_LEASE_GRANTED);
+	n->cl[worker].lease = (int)l;
+	n->cpu_used_milli += rq->cpu_milli;
+	n->leases_granted++;
+
+	struct sched_ctl_msg m;
+	msg_init(&m, SCHED_M_LEASE_ASSIGN);
+	m.a = l;
+	m.b = rq->client;
+	m.c = ls->generation;
+	ctl__send(n, worker, &m);
+	msg_init(&m, SCHED_M_LEASE_GRANT);
+	m.h.req_id = rq->req_id;
+	m.a = l;
+	m.b = worker;
+	m.c = ls->generation;
+	m.code = n->cl[worker].pid;
+	ctl__send(n, rq->client, &m);
+	PRISM_LOG_D("ctl", "lease %u: client %u -> worker %u", l, rq->client, worker);
+	return 0;
+}
+
+static void deny(struct sched_node *n, const struct lease_req *rq, int code)
+{
+	struct sched_ctl_msg m;
+	msg_init(&m, SCHED_M_LEASE_DENIED);
+	m.h.req_id = rq->req_id;
+	m.code = code;
+	ctl__send(n, rq->client, &m);
+}
+
+static int idle_worker(struct sched_node *n, int code)
+{
+	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
+		struct client_local *cl = &n->cl[s];
+		if (cl->kind == SCHED_KIND_WORKER && cl->code == code && cl->lease < 0 &&
+		    atomic_load(&node__client(n, s)->state) == SCHED_CLIENT_ATTACHED)
+			return (int)s;
+	}
+	return -1;
+}
+
+void ctl__dispatch(struct sched_node *n)
+{
+	uint32_t kept = 0;
+	uint32_t wanted[NODE_MAX_CODES] = {0}; /* requests per program still waiting */
+	for (uint32_t i = 0; i < n->nreqs; i++) {
+		struct lease_req *rq = &n->reqs[i];
+		struct client_local *req_cl = &n->cl[rq->client];
+		if (node__client(n, rq->client)->generation != rq->gen || req_cl->kind == 0)
+			continue; /* the requester is gone */
+		int code = req_cl->code;
+		if (pool__broken(n, code)) {
+			deny(n, rq, PRISM_E_INFEASIBLE);
+			continue;
+		}
+		bool fits = n->cpu_used_milli + rq->cpu_milli <= n->cpu_total_milli;
+		int w = fits ? idle_worker(n, code) : -1;
+		if (w >= 0 && lease_grant(n, rq, (uint32_t)w) == 0)
+			continue;
+		if (fits)
+			wanted[code]++;
+		n->reqs[kept++] = *rq;
+	}
+	n->nreqs = kept;
+	/* Start workers for requests that only lack one (a worker blocked in a nested get
+	 * has lent its CPU back, so CPUs can be free while every worker is leased). */
+	for (int c = 0; c < (int)NODE_MAX_CODES; c++)
+		while (wanted[c] > n->codes[c].starting && pool__can_start(n, c) &&
+		       !n->stop_requested)
+			if (pool__spawn(n, c) != 0)
+				break;
+}
+
+/* ---- handlers ---------------------------------------------------------------------------- */
+
+typedef void (*ctl_handler)(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+
+static void on_lease_req(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
+{
+	struct lease_req rq = {.client = slot,
+			       .gen = node__client(n, slot)->generation,
+			       .req_id = m->h.req_id,
+			       .cpu_milli = m->a,
+			       .gpu_milli = m->b};
+	if (rq.cpu_milli > n->cpu_total_milli || rq.gpu_milli > 0) {
+		/* No resource of this node can ever meet it: say so now rather than wait
+		 * forever (GPUs arrive with the resource model of issue 7). */
+		deny(n, &rq, PRISM_E_INFEASIBLE);
+		return;
+	}
+	if (n->nreqs == n->capreqs) {
+		uint32_t cap = n->capreqs ? 2 * n->capreqs : 16;
+		void *nr = prism_realloc(n->reqs, cap * sizeof(*n->reqs));
+		if (!nr) {
+			deny(n, &rq, -ENOMEM);
+			return;
+		}
+		n->reqs = nr;
+		n->capreqs = cap;
+	}
+	n->reqs[n->nreqs++] = rq;
+	ctl__dispatch(n);
+}
+
+static struct sched_lease *lease_of(struct sched_node *n, uint32_t l)
+{
+	return l < SCHED_MAX_LEASES ? sched_lease_at(n->base, l) : NULL;
+}
+
+static void on_lease_return(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
+{
+	struct sched_lease *ls = lease_of(n, m->a);
+	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_GRANTED || ls->submitter != slot) {
+		PRISM_LOG_W("ctl", "client %u returned lease %u it does not hold", slot, m->a);
+		return;
+	}
+	atomic_store(&ls->state, SCHED_LEASE_RETURNING);
+	struct sched_ctl_msg r;
+	msg_init(&r, SCHED_M_LEASE_REVOKE);
+	r.a = m->a;
+	r.c = ls->generation;
+	ctl__send(n, ls->worker, &r);
+}
+
+static void on_lease_released(struct sched_node *n, uint32_t slot,
+			      const struct sched_ctl_msg *m)
+{
+	struct sched_lease *ls = lease_of(n, m->a);
+	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_RETURNING || ls->worker != slot) {
+		PRISM_LOG_W("ctl", "worker %u released lease %u out of turn", slot, m->a);
+		return;
+	}
+	lease_free(n, m->a);
+	ctl__dispatch(n);
+}
+
+static void on_blocked(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
+{
+	struct client_local *w = &n->cl[slot];
+	(void)m;
+	if (w->kind != SCHED_KIND_WORKER || w->lease < 0 || w->blocked)
+		return;
+	w->blocked = true;
+	n->cpu_used_milli -= sched_lease_at(n->base, (uint32_t)w->lease)->cpu_milli;
+	ctl__dispatch(n);
+}
+
+static void on_unblocked(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
+{
+	struct client_local *w = &n->cl[slot];
+	(void)m;
+	if (w->kind != SCHED_KIND_WORKER || w->lease < 0 || !w->blocked)
+		return;
+	w->blocked = false;
+	/* May exceed the total for a while: the task resumes at once, as in Ray. */
+	n->cpu_used_milli += sched_lease_at(n->base, (uint32_t)w->lease)->cpu_milli;
+}
+
+static const ctl_handler handlers[] = {
+	[SCHED_M_LEASE_REQ] = on_lease_req,           [SCHED_M_LEASE_RETURN] = on_lease_return,
+	[SCHED_M_LEASE_RELEASED] = on_lease_released, [SCHED_M_BLOCKED] = on_blocked,
+	[SCHED_M_UNBLOCKED] = on_unblocked,
+};
+
+size_t ctl__drain(prism_loop *loop, void *arg)
+{
+	struct sched_node *n = arg;
+	size_t done = 0;
+	(void)loop;
+	prism_doorbell_cancel_sleep(n->hdr->daemon_bell);
+	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
+		struct client_local *cl = &n->cl[s];
+		if (!cl->up || atomic_load(&node__client(n, s)->state) != SCHED_CLIENT_ATTACHED)
+			continue;
+		for (uint32_t k = 0; k < NODE_CTL_BATCH; k++) {
+			union {
+				struct sched_ctl_msg m;
+				uint8_t raw[2 * SCHED_SLOT];
+			} u;
+			int len = sched_msg_recv(cl->up, &u, sizeof(u));
+			if (len == 0)
+				break;
+			done++;
+			if (len < 0 || (size_t)len < sizeof(u.m) ||
+			    u.m.h.type >= PRISM_ARRAY_LEN(handlers) || !handlers[u.m.h.type]) {
+				PRISM_LOG_W("ctl",
+					    "client %u sent a bad control message (%s); "
+					    "dropping the client",
+					    s, len < 0 ? prism_strerror(len) : "unknown type");
+				node__client_gone(n, s, "protocol error");
+				break;
+			}
+			handlers[u.m.h.type](n, s, &u.m);
+			if (!cl->up)
+				break; /* the handler dropped this client */
+		}
+	}
+	return done;
+}
+
+void ctl__before_sleep(prism_loop *loop, void *arg)
+{
+	struct sched_node *n = arg;
+	/* Announce the sleep, then look once more: a client that enqueued before seeing the
+	 * announcement did not write our eventfd, so its message must be found here. */
+	prism_doorbell_prepare_sleep(n->hdr->daemon_bell);
+	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
+		if (n->cl[s].up && prism_ring_count(n->cl[s].up) != 0) {
+			prism_doorbell_cancel_sleep(n->hdr->daemon_bell);
+			prism_loop_wake(loop);
+			return;
+		}
+	}
+}
+
+void ctl__client_gone(struct sched_node *n, uint32_t slot)
+{
+	struct sched_ctl_msg m;
+	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++) {
+		struct sched_lease *ls = sched_lease_at(n->base, l);
+		uint32_t st = atomic_load(&ls->state);
+		if (st == SCHED_LEASE_FREE)
+			continue;
+		if (ls->worker == slot) {
+			/* The worker is gone: the submitter must retry what it had in flight. */
+			if (st == SCHED_LEASE_GRANTED) {
+				msg_init(&m, SCHED_M_LEASE_LOST);
+				m.a = l;
+				m.c = ls->generation;
+				m.code = PRISM_E_PIPE;
+				ctl__send(n, ls->submitter, &m);
+			}
+			lease_free(n, l);
+		} else if (ls->submitter == slot && st == SCHED_LEASE_GRANTED) {
+			/* Nobody will read the results: the worker drops what is queued. */
+			atomic_store(&ls->state, SCHED_LEASE_RETURNING);
+			msg_init(&m, SCHED_M_LEASE_REVOKE);
+			m.a = l;
+			m.b = 1; /* discard */
+			m.c = ls->generation;
+			ctl__send(n, ls->worker, &m);
+		}
+	}
+	ctl__dispatch(n);
+}
+
+void ctl__status_leases(struct sched_node *n, char *buf, size_t len, size_t *off)
+{
+	uint32_t granted = 0;
+	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++)
+		granted += atomic_load(&sched_lease_at(n->base, l)->state) != SCHED_LEASE_FREE;
+	if (*off < len)
+		*off += (size_t)snprintf(buf + *off, len - *off,
+					 "leases: %u held of %u, %llu granted so far; "
+					 "lease requests waiting: %u\n",
+					 granted, SCHED_MAX_LEASES,
+					 (unsigned long long)n->leases_granted, n->nreqs);
+}

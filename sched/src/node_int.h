@@ -1,0 +1,115 @@
+/* node_int.h — the node daemon's internals, shared by node.c (socket, attach, life),
+ * pool.c (worker processes) and ctl.c (control messages, leases). */
+#ifndef PRISM_SCHED_NODE_INT_H
+#define PRISM_SCHED_NODE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/loop.h"
+#include "base/ring.h"
+#include "base/shm.h"
+#include "sched/node.h"
+#include "sched/proto.h"
+
+#define NODE_CONN_BUF 4096u
+#define NODE_MAX_CODES SCHED_MAX_CLIENTS
+/* Control messages handled per client per loop iteration: bounded so one chatty client
+ * cannot starve the others (DESIGN.md section 5). */
+#define NODE_CTL_BATCH 32u
+
+/* A socket connection: an attached client, or a CLI asking for status or a stop. */
+struct conn {
+	struct sched_node *node;
+	int fd;
+	prism_loop_io *io;
+	int slot; /* the client it belongs to, or -1 */
+	size_t len;
+	uint8_t buf[NODE_CONN_BUF];
+};
+
+/* A program that workers run: a driver's executable, directory and environment. */
+struct code {
+	bool used;
+	char *exe, *cwd;
+	char **env;              /* NULL-terminated, PRISM_* entries removed */
+	uint32_t drivers;        /* attached drivers running it */
+	uint32_t workers;        /* worker processes alive (starting or attached) */
+	uint32_t starting;       /* spawned, not attached yet */
+	uint32_t start_failures; /* workers that died before attaching, in a row */
+	uint64_t no_driver_since;
+};
+
+struct client_local {
+	int kind; /* sched_client_kind, 0 when free */
+	int code;
+	struct conn *conn;
+	prism_ring *up, *down;
+	prism_loop_pid *pidw;
+	pid_t pid;
+	int lease;                     /* worker: the lease it serves, or -1 */
+	bool blocked;                  /* worker: lent its CPU back while blocked in a get */
+	struct sched_ctl_msg *backlog; /* down messages the ring had no room for */
+	uint32_t nbacklog, capbacklog;
+};
+
+struct lease_req {
+	uint32_t client, gen;
+	uint64_t req_id;
+	uint32_t cpu_milli, gpu_milli;
+};
+
+struct sched_node {
+	struct sched_node_opts o;
+	char *socket_path;
+	prism_shm *seg;
+	void *base;
+	struct sched_node_hdr *hdr;
+	prism_loop *loop;
+	int wake_fd;
+	int listen_fd;
+	prism_loop_io *listen_io;
+	prism_loop_work *work;
+	prism_loop_hook *sleep_hook;
+	prism_loop_timer *tick;
+	struct client_local cl[SCHED_MAX_CLIENTS];
+	struct code codes[NODE_MAX_CODES];
+	struct lease_req *reqs;
+	uint32_t nreqs, capreqs;
+	uint32_t cpu_total_milli, cpu_used_milli;
+	uint64_t started_ns;
+	uint64_t leases_granted, workers_spawned, workers_died;
+	volatile int stop_requested;
+	bool had_driver;
+};
+
+/* node.c */
+void node__client_gone(struct sched_node *n, uint32_t slot, const char *why);
+int node__attach_rings(struct sched_node *n, uint32_t slot);
+
+/* pool.c */
+int pool__spawn(struct sched_node *n, int code);
+void pool__ensure(struct sched_node *n, int code);
+void pool__reap_idle(struct sched_node *n);
+int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd);
+void pool__code_release(struct sched_node *n, int code);
+void pool__free_codes(struct sched_node *n);
+bool pool__can_start(struct sched_node *n, int code);
+bool pool__broken(struct sched_node *n, int code);
+
+/* ctl.c */
+size_t ctl__drain(prism_loop *loop, void *arg);
+void ctl__before_sleep(prism_loop *loop, void *arg);
+int ctl__send(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+void ctl__flush_backlogs(struct sched_node *n);
+void ctl__dispatch(struct sched_node *n);
+void ctl__client_gone(struct sched_node *n, uint32_t slot);
+void ctl__status_leases(struct sched_node *n, char *buf, size_t len, size_t *off);
+
+static inline struct sched_client *node__client(struct sched_node *n, uint32_t slot)
+{
+	return sched_client_at(n->base, slot);
+}
+
+#endif

@@ -1,0 +1,304 @@
+/* pool.c — worker processes.
+ *
+ * A worker runs its driver's own program: the daemon starts the driver's executable
+ * again, in the driver's directory and with the driver's environment, plus PRISM_WORKER
+ * naming the client slot reserved for it.  prism_init() in that process sees the
+ * variable, attaches as a worker and serves tasks instead of returning to main (the way
+ * Ray's C++ workers re-enter the user's binary).  Workers are grouped by program
+ * (struct code): a second driver of the same program reuses its idle workers.
+ *
+ * Each worker is watched through a pidfd; one that dies is reaped and replaced while a
+ * driver of its program is attached.  A program whose workers die before they attach
+ * five times in a row stops being restarted, and its lease requests fail with a clear
+ * message instead of looping.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "node_int.h"
+
+#define MAX_START_FAILURES 5
+#define ENVIRON_MAX (1u << 20)
+
+static void free_env(char **env)
+{
+	if (!env)
+		return;
+	for (char **e = env; *e; e++)
+		prism_free(*e);
+	prism_free(env);
+}
+
+/* The driver's environment from /proc/PID/environ, without PRISM_* variables (the
+ * worker gets its own).  NULL on failure, and the worker then gets the daemon's. */
+static char **read_environ(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = prism_malloc(ENVIRON_MAX);
+	size_t len = 0;
+	ssize_t got;
+	while (buf && len < ENVIRON_MAX - 1 &&
+	       (got = read(fd, buf + len, ENVIRON_MAX - 1 - len)) > 0)
+		len += (size_t)got;
+	close(fd);
+	if (!buf)
+		return NULL;
+	buf[len] = '\0';
+	size_t count = 0;
+	for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
+		count++;
+	char **env = prism_calloc(count + 1, sizeof(*env));
+	size_t k = 0;
+	for (size_t i = 0; env && i < len; i += strlen(buf + i) + 1) {
+		if (strncmp(buf + i, "PRISM_", 6) == 0 && strncmp(buf + i, "PRISM_LOG", 9) != 0)
+			continue;
+		env[k] = prism_strdup(buf + i);
+		if (!env[k]) {
+			free_env(env);
+			env = NULL;
+			break;
+		}
+		k++;
+	}
+	prism_free(buf);
+	return env;
+}
+
+int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd)
+{
+	int free_idx = -1;
+	for (int i = 0; i < (int)NODE_MAX_CODES; i++) {
+		struct code *c = &n->codes[i];
+		if (c->used && strcmp(c->exe, exe) == 0 && strcmp(c->cwd, cwd) == 0) {
+			if (c->start_failures >= MAX_START_FAILURES)
+				c->start_failures = 0; /* a new driver gets a fresh chance */
+			return i;
+		}
+		if (!c->used && free_idx < 0)
+			free_idx = i;
+	}
+	if (free_idx < 0)
+		return -ENOSPC;
+	struct code *c = &n->codes[free_idx];
+	memset(c, 0, sizeof(*c));
+	c->exe = prism_strdup(exe);
+	c->cwd = prism_strdup(cwd);
+	c->env = read_environ(driver_pid);
+	if (!c->exe || !c->cwd) {
+		prism_free(c->exe);
+		prism_free(c->cwd);
+		free_env(c->env);
+		return -ENOMEM;
+	}
+	c->used = true;
+	return free_idx;
+}
+
+void pool__code_release(struct sched_node *n, int code)
+{
+	struct code *c = &n->codes[code];
+	if (c->drivers && --c->drivers == 0)
+		c->no_driver_since = prism_now_ns();
+}
+
+void pool__free_codes(struct sched_node *n)
+{
+	for (int i = 0; i < (int)NODE_MAX_CODES; i++) {
+		struct code *c = &n->codes[i];
+		if (!c->used)
+			continue;
+		prism_free(c->exe);
+		prism_free(c->cwd);
+		free_env(c->env);
+		memset(c, 0, sizeof(*c));
+	}
+}
+
+static int worker_slot_of(struct sched_node *n, prism_loop_pid *w)
+{
+	for (int i = 0; i < (int)SCHED_MAX_CLIENTS; i++)
+		if (n->cl[i].pidw == w)
+			return i;
+	return -1;
+}
+
+static void on_worker_exit(prism_loop_pid *w, int status, const prism_loop_exit *ex, void *arg)
+{
+	struct sched_node *n = arg;
+	int slot = worker_slot_of(n, w);
+	(void)status;
+	if (slot < 0) {
+		prism_loop_pid_close(w, NULL, NULL);
+		return;
+	}
+	struct client_local *cl = &n->cl[slot];
+	struct code *c = &n->codes[cl->code];
+	struct sched_client *sc = node__client(n, (uint32_t)slot);
+	uint32_t st = atomic_load(&sc->state);
+	if (ex->signal)
+		PRISM_LOG_I("pool", "worker pid %d (client %d) killed by signal %d",
+			    (int)ex->pid, slot, ex->signal);
+	else
+		PRISM_LOG_I("pool", "worker pid %d (client %d) exited with %d", (int)ex->pid,
+			    slot, ex->code);
+	n->workers_died++;
+	if (st == SCHED_CLIENT_RESERVED) {
+		c->starting--;
+		if (++c->start_failures == MAX_START_FAILURES)
+			PRISM_LOG_E("pool",
+				    "workers of %s die before attaching (last: %s %d); not "
+				    "starting "
+				    "more. Does main() call prism_init() first thing?",
+				    c->exe, ex->signal ? "signal" : "exit code",
+				    ex->signal ? ex->signal : ex->code);
+	} else if (st == SCHED_CLIENT_ATTACHED) {
+		node__client_gone(n, (uint32_t)slot, "worker process ended");
+	}
+	c->workers--;
+	prism_loop_pid_close(w, NULL, NULL);
+	int code = cl->code;
+	memset(cl, 0, sizeof(*cl));
+	cl->lease = -1;
+	atomic_store(&sc->state, SCHED_CLIENT_FREE);
+	pool__ensure(n, code);
+	ctl__dispatch(n);
+}
+
+/* envp for a worker: the driver's environment and the worker's own variables. */
+static char **worker_env(struct sched_node *n, struct code *c, uint32_t slot, uint32_t gen,
+			 char vars[4][256])
+{
+	extern char **environ;
+	char **base = c->env ? c->env : environ;
+	size_t count = 0;
+	while (base[count])
+		count++;
+	char **env = prism_calloc(count + 5, sizeof(*env));
+	if (!env)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < count; i++)
+		if (c->env || strncmp(base[i], "PRISM_", 6) != 0 ||
+		    strncmp(base[i], "PRISM_LOG", 9) == 0)
+			env[k++] = base[i];
+	snprintf(vars[0], 256, "PRISM_WORKER=%u:%u", slot, gen);
+	snprintf(vars[1], 256, "PRISM_NODE_SOCKET=%s", n->socket_path);
+	snprintf(vars[2], 256, "PRISM_SPIN_NS=%llu", (unsigned long long)n->o.spin_ns);
+	snprintf(vars[3], 256, "PRISM_ADDRESS=%s", n->socket_path);
+	for (int i = 0; i < 4; i++)
+		env[k++] = vars[i];
+	env[k] = NULL;
+	return env;
+}
+
+int pool__spawn(struct sched_node *n, int code)
+{
+	struct code *c = &n->codes[code];
+	uint32_t slot = UINT32_MAX;
+	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++) {
+		if (n->cl[i].kind == 0 &&
+		    atomic_load(&node__client(n, i)->state) == SCHED_CLIENT_FREE) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot == UINT32_MAX)
+		return -ENOSPC;
+	struct sched_client *sc = node__client(n, slot);
+	sc->generation++;
+	sc->kind = SCHED_KIND_WORKER;
+	sc->tasks_run = sc->tasks_failed = 0;
+	char vars[4][256];
+	char **env = worker_env(n, c, slot, sc->generation, vars);
+	if (!env)
+		return -ENOMEM;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addchdir_np(&fa, c->cwd);
+	char *argv[] = {c->exe, NULL};
+	pid_t pid;
+	int rc = posix_spawn(&pid, c->exe, &fa, NULL, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	prism_free(env);
+	if (rc != 0) {
+		PRISM_LOG_E("pool", "cannot start a worker from %s: %s", c->exe, strerror(rc));
+		c->start_failures = MAX_START_FAILURES;
+		return -rc;
+	}
+	struct client_local *cl = &n->cl[slot];
+	*cl = (struct client_local){
+		.kind = SCHED_KIND_WORKER, .code = code, .pid = pid, .lease = -1};
+	sc->pid = pid;
+	atomic_store(&sc->state, SCHED_CLIENT_RESERVED);
+	rc = prism_loop_watch_pid(n->loop, pid, on_worker_exit, n, &cl->pidw);
+	if (rc) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		memset(cl, 0, sizeof(*cl));
+		cl->lease = -1;
+		atomic_store(&sc->state, SCHED_CLIENT_FREE);
+		return rc;
+	}
+	c->workers++;
+	c->starting++;
+	n->workers_spawned++;
+	PRISM_LOG_D("pool", "started worker pid %d as client %u", (int)pid, slot);
+	return 0;
+}
+
+void pool__ensure(struct sched_node *n, int code)
+{
+	struct code *c = &n->codes[code];
+	while (c->drivers > 0 && c->workers < n->o.num_workers &&
+	       c->start_failures < MAX_START_FAILURES && !n->stop_requested)
+		if (pool__spawn(n, code) != 0)
+			break;
+}
+
+bool pool__can_start(struct sched_node *n, int code)
+{
+	struct code *c = &n->codes[code];
+	return c->workers < n->o.max_workers && c->start_failures < MAX_START_FAILURES;
+}
+
+bool pool__broken(struct sched_node *n, int code)
+{
+	return n->codes[code].start_failures >= MAX_START_FAILURES;
+}
+
+void pool__reap_idle(struct sched_node *n)
+{
+	uint64_t now = prism_now_ns();
+	for (int i = 0; i < (int)NODE_MAX_CODES; i++) {
+		struct code *c = &n->codes[i];
+		if (!c->used || c->drivers || now - c->no_driver_since < n->o.idle_worker_ns)
+			continue;
+		if (c->workers == 0) {
+			prism_free(c->exe);
+			prism_free(c->cwd);
+			free_env(c->env);
+			memset(c, 0, sizeof(*c));
+			continue;
+		}
+		for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
+			struct client_local *cl = &n->cl[s];
+			if (cl->kind == SCHED_KIND_WORKER && cl->code == i && cl->lease < 0 &&
+			    cl->pid > 0)
+				kill(cl->pid, SIGTERM);
+		}
+	}
+}
