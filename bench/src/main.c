@@ -13,6 +13,7 @@ static const struct {
 	const char *about;
 } suites[] = {
 	{"ring", bench_ring, "SPSC shared-memory rings between two processes"},
+	{"tasks", bench_tasks, "empty tasks: sync round trip, async throughput, 1M tasks"},
 };
 
 static void usage(FILE *f)
@@ -31,6 +32,9 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	struct bench_opts o = {0};
+	/* An extra driver of the tasks suite (multi_client_tasks_async). */
+	if (argc == 4 && strcmp(argv[1], "--tasks-client") == 0)
+		return bench_tasks_client(argv[2], atof(argv[3]));
 	const char *want[16];
 	int nwant = 0;
 	for (int i = 1; i < argc; i++) {

@@ -6,5 +6,7 @@
 #include "report.h"
 
 int bench_ring(const struct bench_opts *o);
+int bench_tasks(const struct bench_opts *o);
+int bench_tasks_client(const char *addr, double seconds);
 
 #endif

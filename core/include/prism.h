@@ -101,6 +101,10 @@ typedef struct prism_opts {
  * when called twice, PRISM_E_PIPE/-ENOENT when the address does not answer, -EACCES
  * when the node belongs to another user. */
 PRISM_API int prism_init(const prism_opts *opts);
+/* The address of the node this process is attached to (a socket path other drivers can
+ * pass to prism_init()), or NULL before prism_init(). */
+PRISM_API const char *prism_node_address(void);
+
 /* Release every ref, detach, and stop the embedded node if this process started one.
  * Safe to call when prism_init() failed or was never called. */
 PRISM_API void prism_shutdown(void);

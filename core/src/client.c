@@ -91,6 +91,13 @@ int fl_push(struct inflight *f, const void *msg, size_t len)
 	return 0;
 }
 
+void fl_unpush(struct inflight *f, size_t len)
+{
+	f->tail -= (len + 7) & ~(size_t)7;
+	if (--f->count == 0)
+		f->head = f->tail = 0;
+}
+
 const struct sched_msg *fl_peek(const struct inflight *f)
 {
 	return f->count ? (const struct sched_msg *)(f->buf + f->head) : NULL;
@@ -144,6 +151,34 @@ void rt_rebuild_waitset(void)
 	rt.nwait = n;
 }
 
+/* About to push into a lease with nothing in flight: tell the node it is busy, then
+ * make sure it did not take the lease back meanwhile (struct sched_lease explains the
+ * order).  False: the lease is gone and has been closed here. */
+bool rt_lease_claim(struct rt_lease *l)
+{
+	struct sched_lease *ls = sched_lease_at(rt.base, l->idx);
+	if (ls->generation == l->gen) {
+		atomic_store(&ls->busy, 1);
+		if (atomic_load(&ls->state) == SCHED_LEASE_GRANTED && ls->generation == l->gen)
+			return true;
+	}
+	/* Recalled (or already granted anew to someone else, whose flag we leave be: a
+	 * spurious "busy" only delays a reclaim). */
+	rt_lease_forget(l);
+	return false;
+}
+
+/* The last task in flight on a lease came back. */
+void rt_lease_idle(struct rt_lease *l)
+{
+	struct sched_lease *ls = sched_lease_at(rt.base, l->idx);
+	l->idle_since = prism_now_ns();
+	if (ls->generation == l->gen) {
+		atomic_store(&ls->idle_since_ns, l->idle_since);
+		atomic_store(&ls->busy, 0);
+	}
+}
+
 static void lease_close(struct rt_lease *l)
 {
 	prism_ring_destroy(l->spec);
@@ -186,6 +221,22 @@ static void on_grant(const struct sched_ctl_msg *m)
 	rt_flush_queued();
 }
 
+void rt_lease_forget(struct rt_lease *l)
+{
+	lease_close(l);
+	rt_rebuild_waitset();
+}
+
+static void on_recalled(const struct sched_ctl_msg *m)
+{
+	if (m->a >= SCHED_MAX_LEASES)
+		return;
+	struct rt_lease *l = &rt.leases[m->a];
+	/* The node recalls only leases with nothing in flight. */
+	if (l->state == LEASE_ACTIVE && l->gen == m->c && l->fl.count == 0)
+		rt_lease_forget(l);
+}
+
 static void on_denied(const struct sched_ctl_msg *m)
 {
 	rt.lease_requested = false;
@@ -223,6 +274,9 @@ static void on_ctl(const struct sched_ctl_msg *m)
 		break;
 	case SCHED_M_LEASE_LOST:
 		on_lost(m);
+		break;
+	case SCHED_M_LEASE_RECALLED:
+		on_recalled(m);
 		break;
 	case SCHED_M_SHUTDOWN:
 		PRISM_LOG_W("client", "the node is shutting down");
@@ -717,12 +771,18 @@ int prism_init(const prism_opts *opts)
 	rc = rt_attach(path, SCHED_KIND_DRIVER, UINT32_MAX, 0);
 	if (rc)
 		goto fail;
+	snprintf(rt.address, sizeof(rt.address), "%s", path);
 	rt.up = true;
 	return 0;
 fail:
 	stop_embedded_node();
 	obj_table_fini();
 	return rc;
+}
+
+const char *prism_node_address(void)
+{
+	return rt.up ? rt.address : NULL;
 }
 
 void prism_shutdown(void)

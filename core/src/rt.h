@@ -84,6 +84,7 @@ struct rt_lease {
 
 struct rt {
 	bool up;
+	char address[4096];
 	bool is_worker;
 	int sock;
 	pid_t node_pid; /* embedded node we started, or 0 */
@@ -128,12 +129,16 @@ void rt_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int rt_attach(const char *path, int kind, uint32_t wslot, uint32_t wgen);
 void rt_detach(void);
 void rt_leases_maintain(void);
+bool rt_lease_claim(struct rt_lease *l);
+void rt_lease_idle(struct rt_lease *l);
+void rt_lease_forget(struct rt_lease *l);
 /* The socket prism start/stop/status use by default: $TMPDIR/prism-UID/node.sock. */
 int prism__default_socket(char *path, size_t len);
 void rt_worker_on_ctl(const struct sched_ctl_msg *m);
 
 /* inflight queues */
 int fl_push(struct inflight *f, const void *msg, size_t len);
+void fl_unpush(struct inflight *f, size_t len); /* undo the last push */
 const struct sched_msg *fl_peek(const struct inflight *f);
 void fl_pop(struct inflight *f);
 void fl_free(struct inflight *f);

@@ -168,22 +168,27 @@ static void request_lease(uint32_t cpu)
 /* Push one message to a lease, or report that none can take it now. */
 static int try_send(const struct sched_task_msg *m)
 {
-	struct rt_lease *l = pick_lease();
-	if (!l || l->fl.count >= depth_limit()) {
-		request_lease(1000);
-		return PRISM_E_AGAIN;
-	}
-	int rc = sched_msg_send(l->spec, &m->h);
-	if (rc)
+	for (;;) {
+		struct rt_lease *l = pick_lease();
+		if (!l || l->fl.count >= depth_limit()) {
+			request_lease(1000);
+			return PRISM_E_AGAIN;
+		}
+		bool was_idle = l->fl.count == 0;
+		if (was_idle && !rt_lease_claim(l))
+			continue; /* the node took it back; try another */
+		/* The copy first: completions are matched against it, in order. */
+		int rc = fl_push(&l->fl, m, m->h.len);
+		if (rc == 0) {
+			rc = sched_msg_send(l->spec, &m->h);
+			if (rc == 0)
+				return 0;
+			fl_unpush(&l->fl, m->h.len);
+		}
+		if (was_idle)
+			rt_lease_idle(l);
 		return rc == PRISM_E_FULL ? PRISM_E_AGAIN : rc;
-	rc = fl_push(&l->fl, m, m->h.len);
-	if (rc) {
-		/* The worker has it but we could not keep a copy: a retry after its death
-		 * would be impossible, which only matters then; the completion still
-		 * matches because order is kept by the ring. */
-		PRISM_LOG_E("submit", "no memory to track a task in flight");
 	}
-	return 0;
 }
 
 static int dispatch(const struct sched_task_msg *m)
@@ -500,7 +505,8 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 	 * one outlier does not. */
 	run_ewma_ns = run_ewma_ns - run_ewma_ns / 8 + d->run_ns / 8;
 	fl_pop(&l->fl);
-	l->idle_since = prism_now_ns();
+	if (l->fl.count == 0)
+		rt_lease_idle(l);
 }
 
 void rt_on_lease_lost(struct rt_lease *l)

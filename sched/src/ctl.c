@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "node_int.h"
@@ -112,6 +113,8 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 	ls->worker = worker;
 	ls->cpu_milli = rq->cpu_milli;
 	ls->gpu_milli = rq->gpu_milli;
+	atomic_store(&ls->busy, 0);
+	atomic_store(&ls->idle_since_ns, prism_now_ns());
 	atomic_store(&ls->state, SCHED_LEASE_GRANTED);
 	n->cl[worker].lease = (int)l;
 	n->cpu_used_milli += rq->cpu_milli;
@@ -154,6 +157,39 @@ static int idle_worker(struct sched_node *n, int code)
 	return -1;
 }
 
+/* Take back idle leases for waiting requests (see struct sched_lease).  Returns how
+ * many were recalled. */
+static uint32_t reclaim_idle(struct sched_node *n, uint32_t wanted)
+{
+	uint64_t now = prism_now_ns();
+	uint32_t got = 0;
+	for (uint32_t l = 0; l < SCHED_MAX_LEASES && got < wanted; l++) {
+		struct sched_lease *ls = sched_lease_at(n->base, l);
+		if (atomic_load(&ls->state) != SCHED_LEASE_GRANTED || atomic_load(&ls->busy) ||
+		    now - atomic_load(&ls->idle_since_ns) < NODE_LEASE_IDLE_NS)
+			continue;
+		uint32_t expect = SCHED_LEASE_GRANTED;
+		if (!atomic_compare_exchange_strong(&ls->state, &expect, SCHED_LEASE_RETURNING))
+			continue;
+		if (atomic_load(&ls->busy)) {
+			atomic_store(&ls->state, SCHED_LEASE_GRANTED); /* the client won */
+			continue;
+		}
+		struct sched_ctl_msg m;
+		msg_init(&m, SCHED_M_LEASE_REVOKE);
+		m.a = l;
+		m.c = ls->generation;
+		ctl__send(n, ls->worker, &m);
+		msg_init(&m, SCHED_M_LEASE_RECALLED);
+		m.a = l;
+		m.c = ls->generation;
+		ctl__send(n, ls->submitter, &m);
+		PRISM_LOG_D("ctl", "recalled idle lease %u from client %u", l, ls->submitter);
+		got++;
+	}
+	return got;
+}
+
 void ctl__dispatch(struct sched_node *n)
 {
 	uint32_t kept = 0;
@@ -177,6 +213,12 @@ void ctl__dispatch(struct sched_node *n)
 		n->reqs[kept++] = *rq;
 	}
 	n->nreqs = kept;
+	uint32_t starved = 0;
+	for (int c = 0; c < (int)NODE_MAX_CODES; c++)
+		starved += wanted[c];
+	/* Requests that do not fit the CPUs: leases nobody uses might free them. */
+	if (n->nreqs > starved)
+		reclaim_idle(n, n->nreqs - starved);
 	/* Start workers for requests that only lack one (a worker blocked in a nested get
 	 * has lent its CPU back, so CPUs can be free while every worker is leased). */
 	for (int c = 0; c < (int)NODE_MAX_CODES; c++)
@@ -225,6 +267,8 @@ static struct sched_lease *lease_of(struct sched_node *n, uint32_t l)
 static void on_lease_return(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
 {
 	struct sched_lease *ls = lease_of(n, m->a);
+	if (ls && ls->submitter == slot && atomic_load(&ls->state) == SCHED_LEASE_RETURNING)
+		return; /* recalled already: the two crossed */
 	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_GRANTED || ls->submitter != slot) {
 		PRISM_LOG_W("ctl", "client %u returned lease %u it does not hold", slot, m->a);
 		return;

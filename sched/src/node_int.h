@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/clock.h"
 #include "base/loop.h"
 #include "base/ring.h"
 #include "base/shm.h"
@@ -18,6 +19,9 @@
 /* Control messages handled per client per loop iteration: bounded so one chatty client
  * cannot starve the others (DESIGN.md section 5). */
 #define NODE_CTL_BATCH 32u
+/* A lease idle this long may be taken back for a waiting request: long enough that a
+ * driver between two calls keeps its worker, short against a human's patience. */
+#define NODE_LEASE_IDLE_NS (20 * PRISM_NS_PER_MS)
 
 /* A socket connection: an attached client, or a CLI asking for status or a stop. */
 struct conn {

@@ -91,6 +91,14 @@ enum sched_lease_state {
 	SCHED_LEASE_RETURNING = 2 /* submitter gave it back; the worker drains and releases */
 };
 
+/* Reclaiming idle leases.  A driver busy in its own code does not poll, so it cannot
+ * hand back a lease it no longer uses; the daemon takes it back instead, when other
+ * requests wait and the lease has had nothing in flight for a while.  The submitter
+ * publishes `busy` on every idle <-> busy transition (not per task), and before it
+ * pushes into an idle lease it sets busy, then reads state.  The daemon sets state to
+ * RETURNING, then reads busy, and backs off if it is set.  With both orders sequentially
+ * consistent, at least one side sees the other: a task is never pushed into a lease
+ * being revoked. */
 struct sched_lease {
 	_Atomic uint32_t state;
 	uint32_t generation;
@@ -98,7 +106,10 @@ struct sched_lease {
 	uint32_t worker;    /* client slot */
 	uint32_t cpu_milli; /* resources the lease holds */
 	uint32_t gpu_milli;
-	uint8_t pad_[40];
+	_Atomic uint32_t busy; /* client: tasks in flight (0 or 1) */
+	uint32_t pad0_;
+	_Atomic uint64_t idle_since_ns; /* client: when busy last went to 0 */
+	uint8_t pad_[24];
 };
 _Static_assert(sizeof(struct sched_lease) == 64, "one cache line per lease");
 
@@ -205,12 +216,13 @@ enum sched_msg_type {
 	SCHED_M_BLOCKED = 4,        /* worker: blocked in get, lend my CPU back */
 	SCHED_M_UNBLOCKED = 5,
 	/* control, daemon -> client */
-	SCHED_M_LEASE_GRANT = 20,  /* {lease, worker slot, generation} */
-	SCHED_M_LEASE_DENIED = 21, /* {code}: infeasible shape */
-	SCHED_M_LEASE_ASSIGN = 22, /* to worker: {lease, submitter slot, generation} */
-	SCHED_M_LEASE_REVOKE = 23, /* to worker: drain, detach, answer RELEASED */
-	SCHED_M_LEASE_LOST = 24,   /* to submitter: {lease, code}: the worker died */
-	SCHED_M_SHUTDOWN = 25,     /* the daemon is stopping */
+	SCHED_M_LEASE_GRANT = 20,    /* {lease, worker slot, generation} */
+	SCHED_M_LEASE_DENIED = 21,   /* {code}: infeasible shape */
+	SCHED_M_LEASE_ASSIGN = 22,   /* to worker: {lease, submitter slot, generation} */
+	SCHED_M_LEASE_REVOKE = 23,   /* to worker: drain, detach, answer RELEASED */
+	SCHED_M_LEASE_LOST = 24,     /* to submitter: {lease, code}: the worker died */
+	SCHED_M_SHUTDOWN = 25,       /* the daemon is stopping */
+	SCHED_M_LEASE_RECALLED = 26, /* to submitter: {lease}: idle, taken back */
 	/* lease rings */
 	SCHED_M_TASK = 40,
 	SCHED_M_DONE = 41,
