@@ -80,8 +80,9 @@ PRISM_API const char *prism_last_error(void);
 /* ---- start and stop ------------------------------------------------------------------ */
 
 typedef struct prism_opts {
-	/* Node to attach to: a prismd socket path.  NULL: PRISM_ADDRESS, and if that is
-	 * unset too, an embedded node started for this program. */
+	/* Node to attach to: a prismd socket path, or "auto" for the node `prism start`
+	 * runs by default.  NULL: PRISM_ADDRESS, and if that is unset too, an embedded
+	 * node started for this program. */
 	const char *address;
 	/* Embedded node: workers started ahead of need (0 = one per CPU). */
 	uint32_t num_workers;

@@ -608,32 +608,10 @@ __attribute__((constructor)) static void maybe_node(void)
 		run_embedded_node(path);
 }
 
-static int socket_dir(char *dir, size_t len)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, len, "%s/prism-%u", tmp && *tmp ? tmp : "/tmp", (unsigned)geteuid());
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return -errno;
-	struct stat st;
-	/* Refuse a directory another user made to intercept our sockets. */
-	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-		return -EACCES;
-	return 0;
-}
-
-int prism__default_socket(char *path, size_t len)
-{
-	char dir[PATH_MAX - 32];
-	int rc = socket_dir(dir, sizeof(dir));
-	if (rc == 0)
-		snprintf(path, len, "%s/node.sock", dir);
-	return rc;
-}
-
 static int start_embedded_node(const prism_opts *o, char *path, size_t len)
 {
 	char dir[PATH_MAX - 64], exe[PATH_MAX];
-	int rc = socket_dir(dir, sizeof(dir));
+	int rc = sched_socket_dir(dir, sizeof(dir));
 	if (rc) {
 		rt_set_error("cannot make a private socket directory under /tmp: %s",
 			     prism_strerror(rc));
@@ -761,7 +739,12 @@ int prism_init(const prism_opts *opts)
 	if (rc)
 		return rc;
 	const char *addr = o.address ? o.address : getenv("PRISM_ADDRESS");
-	if (addr && *addr) {
+	if (addr && strcmp(addr, "auto") == 0) {
+		/* The node `prism start` runs by default, like ray.init(address="auto"). */
+		rc = sched_default_socket(path, sizeof(path));
+		if (rc)
+			goto fail;
+	} else if (addr && *addr) {
 		snprintf(path, sizeof(path), "%s", addr);
 	} else {
 		rc = start_embedded_node(&o, path, sizeof(path));

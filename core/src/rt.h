@@ -132,8 +132,6 @@ void rt_leases_maintain(void);
 bool rt_lease_claim(struct rt_lease *l);
 void rt_lease_idle(struct rt_lease *l);
 void rt_lease_forget(struct rt_lease *l);
-/* The socket prism start/stop/status use by default: $TMPDIR/prism-UID/node.sock. */
-int prism__default_socket(char *path, size_t len);
 void rt_worker_on_ctl(const struct sched_ctl_msg *m);
 
 /* inflight queues */

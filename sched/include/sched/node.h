@@ -64,6 +64,12 @@ void sched_node_stop(sched_node *node);
 /* Kill the workers, remove the socket, unmap.  NULL-safe. */
 void sched_node_destroy(sched_node *node);
 
+/* $TMPDIR/prism-UID (or /tmp/prism-UID), created 0700 if missing; -EACCES when it
+ * exists but belongs to someone else. */
+int sched_socket_dir(char *dir, size_t len);
+/* The socket `prism start` uses unless told otherwise: <socket dir>/node.sock. */
+int sched_default_socket(char *path, size_t len);
+
 /* The status report `prism status` prints, into buf (always NUL-terminated). */
 void sched_node_status(sched_node *node, char *buf, size_t len);
 

@@ -1,0 +1,215 @@
+/* prism — the command line: start, stop and inspect a node, as `ray start/stop/status`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/error.h"
+#include "common.h"
+#include "sched/node.h"
+#include "sched/proto.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: prism COMMAND [--address PATH] [OPTIONS]\n\n"
+		"commands:\n"
+		"  start   start a node in the background and print its address\n"
+		"          (--foreground: run it here; other options go to prismd, see\n"
+		"          `prismd --help`)\n"
+		"  stop    stop the node\n"
+		"  status  show the node's workers, leases, queues and tasks\n\n"
+		"The address is the node's socket: --address, else PRISM_ADDRESS, else\n"
+		"$TMPDIR/prism-UID/node.sock.  Programs attach with prism_init() given that\n"
+		"address, or PRISM_ADDRESS=... in their environment.\n");
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* The last `lines` lines of a file, to stderr. */
+static void print_tail(const char *path, int lines)
+{
+	char buf[8192];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	long from = size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0;
+	fseek(f, from, SEEK_SET);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = buf + n;
+	for (int k = 0; p > buf && k <= lines;)
+		if (*--p == '\n' && p != buf + n - 1)
+			k++;
+	fprintf(stderr, "%s", p == buf ? p : p + 1);
+}
+
+static int find_prismd(char *out, size_t len)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(out, len, "%s/prismd", dirname(self));
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	snprintf(out, len, "prismd"); /* from PATH */
+	return 0;
+}
+
+static int cmd_start(const char *addr, int argc, char **argv, int foreground)
+{
+	char prismd[4200], buf[256], logpath[4200], dir[4096];
+	find_prismd(prismd, sizeof(prismd));
+	if (tool_request(addr, SCHED_W_STATUS, buf, sizeof(buf)) == SCHED_W_STATUS_REPLY) {
+		fprintf(stderr, "prism start: a node is already running at %s\n", addr);
+		return 1;
+	}
+	char **args = calloc((size_t)argc + 4, sizeof(*args));
+	if (!args)
+		return 1;
+	int k = 0;
+	args[k++] = prismd;
+	args[k++] = "--socket";
+	args[k++] = (char *)addr;
+	for (int i = 0; i < argc; i++)
+		args[k++] = argv[i];
+	args[k] = NULL;
+	if (foreground) {
+		execvp(prismd, args);
+		fprintf(stderr, "prism start: cannot run %s: %s\n", prismd, strerror(errno));
+		return 1;
+	}
+	if (sched_socket_dir(dir, sizeof(dir)) != 0)
+		snprintf(dir, sizeof(dir), "/tmp");
+	snprintf(logpath, sizeof(logpath), "%s/prismd.log", dir);
+	pid_t pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		setsid();
+		int log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int null = open("/dev/null", O_RDONLY);
+		if (log >= 0) {
+			dup2(log, 1);
+			dup2(log, 2);
+		}
+		if (null >= 0)
+			dup2(null, 0);
+		execvp(prismd, args);
+		_exit(127);
+	}
+	free(args);
+	for (int i = 0; i < 1000; i++) { /* up to 10 s */
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr,
+				"prism start: the node exited at once (status %d); %s says:\n",
+				WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logpath);
+			print_tail(logpath, 5);
+			return 1;
+		}
+		if (tool_request(addr, SCHED_W_STATUS, buf, sizeof(buf)) ==
+		    SCHED_W_STATUS_REPLY) {
+			printf("prism node started: pid %d, address %s\n"
+			       "  attach with:  PRISM_ADDRESS=%s  (or prism_init with "
+			       ".address)\n"
+			       "  log:          %s\n"
+			       "  stop with:    prism stop\n",
+			       (int)pid, addr, addr, logpath);
+			return 0;
+		}
+		sleep_ms(10);
+	}
+	fprintf(stderr, "prism start: the node did not answer within 10 s; see %s\n", logpath);
+	return 1;
+}
+
+static int cmd_stop(const char *addr)
+{
+	char buf[256];
+	int rc = tool_request(addr, SCHED_W_STOP, buf, sizeof(buf));
+	if (rc != SCHED_W_STOP_OK) {
+		fprintf(stderr, "prism stop: no node answers at %s (%s)\n", addr,
+			rc < 0 ? prism_strerror(rc) : "unexpected reply");
+		return 1;
+	}
+	for (int i = 0; i < 1000; i++) {
+		if (tool_request(addr, SCHED_W_STATUS, buf, sizeof(buf)) < 0) {
+			printf("prism node at %s stopped\n", addr);
+			return 0;
+		}
+		sleep_ms(10);
+	}
+	fprintf(stderr, "prism stop: the node at %s is still answering after 10 s\n", addr);
+	return 1;
+}
+
+static int cmd_status(const char *addr)
+{
+	static char buf[SCHED_WIRE_MAX_PAYLOAD + 1];
+	int rc = tool_request(addr, SCHED_W_STATUS, buf, sizeof(buf));
+	if (rc != SCHED_W_STATUS_REPLY) {
+		fprintf(stderr, "prism status: no node answers at %s (%s)\n", addr,
+			rc < 0 ? prism_strerror(rc) : buf);
+		return 1;
+	}
+	fputs(buf, stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1], *given = NULL;
+	int foreground = 0, rest = 0;
+	char **pass = calloc((size_t)argc, sizeof(*pass));
+	if (!pass)
+		return 1;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
+			given = argv[++i];
+		} else if (strcmp(argv[i], "--foreground") == 0) {
+			foreground = 1;
+		} else if (strcmp(cmd, "start") == 0) {
+			pass[rest++] = argv[i];
+		} else {
+			fprintf(stderr, "prism %s: unexpected argument '%s'\n", cmd, argv[i]);
+			return 2;
+		}
+	}
+	char addr[4096];
+	if (tool_address(given, addr, sizeof(addr)) != 0) {
+		fprintf(stderr, "prism: cannot work out the node's address\n");
+		return 1;
+	}
+	if (strcmp(cmd, "start") == 0)
+		return cmd_start(addr, rest, pass, foreground);
+	if (strcmp(cmd, "stop") == 0)
+		return cmd_stop(addr);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(addr);
+	fprintf(stderr, "prism: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,160 @@
+/* prismd — the node daemon (DESIGN.md section 2).  Usually started by `prism start`;
+ * runs in the foreground until SIGTERM, SIGINT or `prism stop`. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/config.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "common.h"
+#include "sched/node.h"
+
+static sched_node *node;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (node)
+		sched_node_stop(node);
+}
+
+static const prism_cfg_key schema[] = {
+	{.name = "object_store_memory",
+	 .type = PRISM_CFG_INT,
+	 .def = "256Mi",
+	 .min = "1Mi",
+	 .max = "1024Gi",
+	 .help = "object store size in bytes (suffixes k M G Ki Mi Gi)"},
+	{.name = "num_workers",
+	 .type = PRISM_CFG_INT,
+	 .def = "0",
+	 .min = "0",
+	 .max = "56",
+	 .help = "workers started per program ahead of need (0: one per CPU)"},
+	{.name = "max_workers",
+	 .type = PRISM_CFG_INT,
+	 .def = "0",
+	 .min = "0",
+	 .max = "56",
+	 .help = "most workers per program (0: four per CPU)"},
+	{.name = "num_cpus",
+	 .type = PRISM_CFG_INT,
+	 .def = "0",
+	 .min = "0",
+	 .max = "4096",
+	 .help = "CPUs offered to tasks (0: those this process may use)"},
+	{.name = "spin",
+	 .type = PRISM_CFG_DURATION,
+	 .def = "50us",
+	 .min = "0ns",
+	 .max = "1s",
+	 .help = "how long idle workers spin before they sleep"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: prismd [--socket PATH] [--config FILE] [--OPTION VALUE]...\n\n"
+		"Runs a prism node in the foreground until SIGTERM, SIGINT or `prism stop`.\n"
+		"  --socket PATH   Unix socket to listen on (default: PRISM_ADDRESS, else\n"
+		"                  $TMPDIR/prism-UID/node.sock)\n"
+		"  --config FILE   key = value settings (the options below, without --)\n"
+		"  --log-level L   error, warn, info, debug or trace\n");
+	for (size_t i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
+		fprintf(f, "  --%-20s %s (default %s)\n", schema[i].name, schema[i].help,
+			schema[i].def);
+	fprintf(f, "Every option can also come from the environment: PRISM_NUM_WORKERS=4.\n");
+}
+
+int main(int argc, char **argv)
+{
+	char err[512], path[4096];
+	const char *socket_arg = NULL, *config = NULL;
+	prism_cfg *cfg = NULL;
+	int rc = prism_cfg_create(schema, sizeof(schema) / sizeof(schema[0]), &cfg);
+	if (rc) {
+		fprintf(stderr, "prismd: %s\n", prism_strerror(rc));
+		return 1;
+	}
+	if (prism_cfg_load_env(cfg, "PRISM_", err, sizeof(err)) != 0) {
+		fprintf(stderr, "prismd: %s\n", err);
+		return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+			fprintf(stderr, "prismd: unexpected argument '%s'\n", a);
+			usage(stderr);
+			return 2;
+		}
+		const char *v = argv[++i];
+		if (strcmp(a, "--socket") == 0) {
+			socket_arg = v;
+		} else if (strcmp(a, "--config") == 0) {
+			config = v;
+		} else if (strcmp(a, "--log-level") == 0) {
+			int lvl;
+			if (prism_log_parse_level(v, &lvl) != 0) {
+				fprintf(stderr, "prismd: bad --log-level '%s'\n", v);
+				return 2;
+			}
+			prism_log_set_level(lvl);
+		} else {
+			char key[64];
+			snprintf(key, sizeof(key), "%s", a + 2);
+			for (char *c = key; *c; c++)
+				if (*c == '-')
+					*c = '_';
+			if (prism_cfg_set(cfg, key, v, err, sizeof(err)) != 0) {
+				fprintf(stderr, "prismd: --%s: %s\n", a + 2, err);
+				return 2;
+			}
+		}
+	}
+	/* The file first, then the command line and the environment win over it. */
+	if (config && prism_cfg_load_file(cfg, config, err, sizeof(err)) != 0) {
+		fprintf(stderr, "prismd: %s\n", err);
+		return 2;
+	}
+	if (tool_address(socket_arg, path, sizeof(path)) != 0) {
+		fprintf(stderr, "prismd: cannot find a place for the socket\n");
+		return 1;
+	}
+	int64_t store, workers, maxw, cpus, spin;
+	prism_cfg_get_int(cfg, "object_store_memory", &store);
+	prism_cfg_get_int(cfg, "num_workers", &workers);
+	prism_cfg_get_int(cfg, "max_workers", &maxw);
+	prism_cfg_get_int(cfg, "num_cpus", &cpus);
+	prism_cfg_get_duration_ns(cfg, "spin", &spin);
+	struct sched_node_opts o = {.socket_path = path,
+				    .objstore_bytes = (uint64_t)store,
+				    .num_workers = (uint32_t)workers,
+				    .max_workers = (uint32_t)maxw,
+				    .ncpus = (uint32_t)cpus,
+				    .spin_ns = (uint64_t)spin};
+	signal(SIGPIPE, SIG_IGN);
+	rc = sched_node_create(&o, &node);
+	if (rc) {
+		fprintf(stderr, "prismd: cannot start the node on %s: %s\n", path,
+			rc == -EADDRINUSE ? "a node is already running there"
+					  : prism_strerror(rc));
+		prism_cfg_destroy(cfg);
+		return 1;
+	}
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	fprintf(stderr, "prismd: pid %d listening on %s\n", (int)getpid(), path);
+	rc = sched_node_run(node);
+	sched_node_destroy(node);
+	prism_cfg_destroy(cfg);
+	return rc ? 1 : 0;
+}
