@@ -200,8 +200,9 @@ static void on_grant(const struct sched_ctl_msg *m)
 	if (rc == 0)
 		rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 1),
 					      rt.hdr->lease_ring_bytes, rt.bell, &l->done);
-	if (rt.lease_requested && m->h.req_id == rt.lease_req_id)
-		rt.lease_requested = false;
+	struct rt_shape *shape = rt_shape_by_req(m->h.req_id);
+	if (shape)
+		shape->requested = false;
 	if (rc) {
 		PRISM_LOG_E("client", "cannot open the rings of lease %u: %s", m->a,
 			    prism_strerror(rc));
@@ -214,9 +215,9 @@ static void on_grant(const struct sched_ctl_msg *m)
 	l->gen = m->c;
 	l->worker = m->b;
 	l->worker_pid = m->code;
+	l->cpu_milli = m->d;
 	l->idle_since = prism_now_ns();
 	rt.nactive++;
-	rt.lease_denied = 0;
 	rt_rebuild_waitset();
 	rt_flush_queued();
 }
@@ -239,9 +240,11 @@ static void on_recalled(const struct sched_ctl_msg *m)
 
 static void on_denied(const struct sched_ctl_msg *m)
 {
-	rt.lease_requested = false;
-	rt.lease_denied = m->code;
-	rt_fail_queued(m->code);
+	struct rt_shape *shape = rt_shape_by_req(m->h.req_id);
+	if (!shape)
+		return;
+	shape->requested = false;
+	rt_fail_queued(shape, m->code);
 }
 
 static size_t drain_done(struct rt_lease *l, int max);
@@ -282,7 +285,7 @@ static void on_ctl(const struct sched_ctl_msg *m)
 		PRISM_LOG_W("client", "the node is shutting down");
 		if (rt.is_worker)
 			_exit(0);
-		rt_fail_queued(PRISM_E_PIPE);
+		rt_fail_queued(NULL, PRISM_E_PIPE);
 		break;
 	case SCHED_M_LEASE_ASSIGN:
 	case SCHED_M_LEASE_REVOKE:
@@ -330,7 +333,7 @@ size_t rt_poll_once(void)
 		if (rt.leases[i].state == LEASE_ACTIVE)
 			done += drain_done(&rt.leases[i], 256);
 	/* Completions made room: tasks waiting here can go. */
-	if (done && rt.queued.count)
+	if (done && rt_any_queued())
 		rt_flush_queued();
 	return n + done;
 }
@@ -351,7 +354,10 @@ void rt_leases_maintain(void)
 	uint64_t now = prism_now_ns();
 	for (uint32_t i = 0; i < SCHED_MAX_LEASES; i++) {
 		struct rt_lease *l = &rt.leases[i];
-		if (l->state != LEASE_ACTIVE || l->fl.count || rt.queued.count)
+		if (l->state != LEASE_ACTIVE || l->fl.count)
+			continue;
+		struct rt_shape *shape = rt_shape_of(l->cpu_milli);
+		if (shape && shape->queued.count)
 			continue;
 		if (now - l->idle_since < LEASE_IDLE_NS)
 			continue;
@@ -540,7 +546,10 @@ void rt_detach(void)
 		lease_close(&rt.leases[i]);
 		fl_free(&rt.leases[i].fl);
 	}
-	fl_free(&rt.queued);
+	for (int i = 0; i < RT_MAX_SHAPES; i++) {
+		fl_free(&rt.shapes[i].queued);
+		rt.shapes[i] = (struct rt_shape){0};
+	}
 	prism_ring_destroy(rt.up_ring);
 	prism_ring_destroy(rt.down);
 	rt.up_ring = rt.down = NULL;

@@ -59,6 +59,11 @@ const struct rt_fn *rt_fn_by_hash(uint64_t h)
 	}
 }
 
+struct rt_fn *rt_fn_stats(uint64_t h)
+{
+	return (struct rt_fn *)rt_fn_by_hash(h);
+}
+
 const struct rt_fn *rt_fn_by_name(const char *name)
 {
 	const struct rt_fn *f = rt_fn_by_hash(sched_fn_hash(name));

@@ -21,10 +21,15 @@ struct rt_fn {
 	uint64_t hash;
 	prism_fn fn;
 	int nargs;
+	/* Moving average of how long its tasks run (submit.c), 0 until the first
+	 * completion: it decides how deep its tasks are pipelined into a lease. */
+	uint64_t run_ewma_ns;
 };
 
 const struct rt_fn *rt_fn_by_name(const char *name);
 const struct rt_fn *rt_fn_by_hash(uint64_t hash);
+/* The same entry, for the run-time statistics only. */
+struct rt_fn *rt_fn_stats(uint64_t hash);
 int rt_load_code_path(const char *path);
 
 /* ---- objects.c: what this process owns or holds -------------------------------------- */
@@ -73,8 +78,20 @@ struct inflight {
 	uint32_t count;
 };
 
+/* A resource shape and the tasks of that shape waiting for a lease: each shape has its
+ * own leases, queue and (at most one) outstanding lease request, so tasks of one shape
+ * never wait behind another's. */
+#define RT_MAX_SHAPES 8
+struct rt_shape {
+	uint32_t cpu_milli; /* 0: unused */
+	bool requested;
+	uint64_t req_id;
+	struct inflight queued;
+};
+
 struct rt_lease {
 	uint8_t state;
+	uint32_t cpu_milli;
 	uint32_t idx, gen, worker;
 	pid_t worker_pid;
 	prism_ring *spec, *done;
@@ -104,12 +121,8 @@ struct rt {
 	prism_ring *waitset[1 + SCHED_MAX_LEASES];
 	uint32_t nwait;
 	uint64_t next_req;
-	bool lease_requested;
-	uint64_t lease_req_id;
-	int lease_denied; /* code of the last refusal, reported to waiting tasks */
-	/* Tasks waiting for a lease, as whole messages in submission order. */
-	struct inflight queued;
-	uint32_t queued_retries[1];
+	/* Tasks waiting for a lease, per resource shape, in submission order. */
+	struct rt_shape shapes[RT_MAX_SHAPES];
 	/* worker mode */
 	int serving; /* the lease this worker serves, or -1 */
 	bool in_task;
@@ -147,9 +160,13 @@ void fl_free(struct inflight *f);
 void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len);
 /* The worker of lease l died: resubmit or fail what it had in flight. */
 void rt_on_lease_lost(struct rt_lease *l);
-/* A lease was granted or refused: push queued tasks. */
+/* Push queued tasks to leases that have room. */
 void rt_flush_queued(void);
-void rt_fail_queued(int code);
+/* Fail every queued task of a shape (NULL: of every shape). */
+void rt_fail_queued(struct rt_shape *shape, int code);
+struct rt_shape *rt_shape_by_req(uint64_t req_id);
+struct rt_shape *rt_shape_of(uint32_t cpu_milli);
+bool rt_any_queued(void);
 
 /* ---- worker.c ------------------------------------------------------------------------------- */
 

@@ -8,7 +8,8 @@
  *
  * A task whose ref arguments are not ready waits in a task_wait until they are (the
  * submitter resolves what it owns before dispatch, DESIGN.md section 4).  Tasks that
- * find no lease wait in rt.queued, in submission order, while a lease is requested.
+ * find no lease wait in their resource shape's queue, in submission order, while a lease
+ * of that shape is requested.
  * When a worker dies, its in-flight copies run again (up to max_retries) or their
  * results become error objects.
  */
@@ -29,16 +30,28 @@
  * trade-off with max_tasks_in_flight_per_worker). */
 #define PIPELINE_DEPTH 64
 #define SHORT_TASK_NS (100 * PRISM_NS_PER_US)
-
-/* Moving average of how long tasks run (the worker reports it in each completion); it
- * starts "long", so the first tasks of a program spread before they pipeline. */
-static uint64_t run_ewma_ns = SHORT_TASK_NS * 10;
-
-static uint32_t depth_limit(void)
-{
-	return run_ewma_ns < SHORT_TASK_NS ? PIPELINE_DEPTH : 1;
-}
 #define STACK_MSG 4096
+
+/* How deep a task may be pipelined: by its function's moving average of run time,
+ * which starts "long" so a function's first calls spread before they pipeline.  Per
+ * function, so a program mixing slow and fast calls keeps the slow ones apart. */
+static uint32_t depth_limit(uint64_t fn)
+{
+	const struct rt_fn *f = rt_fn_by_hash(fn);
+	return f && f->run_ewma_ns && f->run_ewma_ns < SHORT_TASK_NS ? PIPELINE_DEPTH : 1;
+}
+
+static void note_run_time(uint64_t fn, uint64_t ns)
+{
+	struct rt_fn *f = rt_fn_stats(fn);
+	if (!f)
+		return;
+	/* 1/8 weight: a handful of completions moves the estimate across the threshold,
+	 * one outlier does not.  The first sample seeds it from ten times the
+	 * threshold, so a function is judged short only after a few short runs. */
+	uint64_t prev = f->run_ewma_ns ? f->run_ewma_ns : 10 * SHORT_TASK_NS;
+	f->run_ewma_ns = prev - prev / 8 + ns / 8;
+}
 
 /* A resolved argument, ready to go into a task message. */
 struct rarg {
@@ -125,6 +138,7 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 	m->nreturns = (uint8_t)(o->num_returns ? o->num_returns : 1);
 	m->attempt = (retries & 0xffff) << 16; /* attempt 0 in the low half */
 	m->flags = 0;
+	m->cpu_milli = cpu_milli(o);
 	uint8_t *p = buf + sizeof(*m);
 	for (size_t i = 0; i < nargs; i++) {
 		struct sched_arg *h = (struct sched_arg *)p;
@@ -145,33 +159,64 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 	}
 }
 
-static struct rt_lease *pick_lease(void)
+static struct rt_lease *pick_lease(uint32_t cpu)
 {
 	struct rt_lease *best = NULL;
 	for (uint32_t i = 0; i < SCHED_MAX_LEASES && rt.nactive; i++) {
 		struct rt_lease *l = &rt.leases[i];
-		if (l->state == LEASE_ACTIVE && (!best || l->fl.count < best->fl.count))
+		if (l->state == LEASE_ACTIVE && l->cpu_milli == cpu &&
+		    (!best || l->fl.count < best->fl.count))
 			best = l;
 	}
 	return best;
 }
 
-static void request_lease(uint32_t cpu)
+struct rt_shape *rt_shape_of(uint32_t cpu)
 {
-	if (rt.lease_requested)
-		return;
-	rt.lease_req_id = ++rt.next_req;
-	if (rt_send_ctl(SCHED_M_LEASE_REQ, cpu, 0, rt.lease_req_id) == 0)
-		rt.lease_requested = true;
+	struct rt_shape *free_slot = NULL;
+	for (int i = 0; i < RT_MAX_SHAPES; i++) {
+		if (rt.shapes[i].cpu_milli == cpu)
+			return &rt.shapes[i];
+		if (!rt.shapes[i].cpu_milli && !free_slot)
+			free_slot = &rt.shapes[i];
+	}
+	if (free_slot)
+		free_slot->cpu_milli = cpu;
+	return free_slot;
 }
 
-/* Push one message to a lease, or report that none can take it now. */
-static int try_send(const struct sched_task_msg *m)
+struct rt_shape *rt_shape_by_req(uint64_t req_id)
+{
+	for (int i = 0; i < RT_MAX_SHAPES; i++)
+		if (rt.shapes[i].requested && rt.shapes[i].req_id == req_id)
+			return &rt.shapes[i];
+	return NULL;
+}
+
+bool rt_any_queued(void)
+{
+	for (int i = 0; i < RT_MAX_SHAPES; i++)
+		if (rt.shapes[i].queued.count)
+			return true;
+	return false;
+}
+
+static void request_lease(struct rt_shape *shape)
+{
+	if (shape->requested)
+		return;
+	shape->req_id = ++rt.next_req;
+	if (rt_send_ctl(SCHED_M_LEASE_REQ, shape->cpu_milli, 0, shape->req_id) == 0)
+		shape->requested = true;
+}
+
+/* Push one message to a lease of its shape, or report that none can take it now. */
+static int try_send(const struct sched_task_msg *m, struct rt_shape *shape)
 {
 	for (;;) {
-		struct rt_lease *l = pick_lease();
-		if (!l || l->fl.count >= depth_limit()) {
-			request_lease(1000);
+		struct rt_lease *l = pick_lease(m->cpu_milli);
+		if (!l || l->fl.count >= depth_limit(m->fn)) {
+			request_lease(shape);
 			return PRISM_E_AGAIN;
 		}
 		bool was_idle = l->fl.count == 0;
@@ -193,22 +238,31 @@ static int try_send(const struct sched_task_msg *m)
 
 static int dispatch(const struct sched_task_msg *m)
 {
-	if (rt.queued.count == 0 && try_send(m) == 0)
+	struct rt_shape *shape = rt_shape_of(m->cpu_milli);
+	if (!shape) {
+		rt_set_error("more than %d different CPU amounts in use at once",
+			     RT_MAX_SHAPES);
+		return -ENOSPC;
+	}
+	if (shape->queued.count == 0 && try_send(m, shape) == 0)
 		return 0;
-	int rc = fl_push(&rt.queued, m, m->h.len);
-	if (rc == 0 && rt.nactive == 0)
-		request_lease(1000);
+	int rc = fl_push(&shape->queued, m, m->h.len);
+	if (rc == 0)
+		request_lease(shape);
 	return rc;
 }
 
 void rt_flush_queued(void)
 {
-	while (rt.queued.count) {
-		const struct sched_task_msg *m =
-			(const struct sched_task_msg *)fl_peek(&rt.queued);
-		if (try_send(m) != 0)
-			return;
-		fl_pop(&rt.queued);
+	for (int i = 0; i < RT_MAX_SHAPES; i++) {
+		struct rt_shape *shape = &rt.shapes[i];
+		while (shape->queued.count) {
+			const struct sched_task_msg *m =
+				(const struct sched_task_msg *)fl_peek(&shape->queued);
+			if (try_send(m, shape) != 0)
+				break;
+			fl_pop(&shape->queued);
+		}
 	}
 }
 
@@ -218,17 +272,23 @@ static const char *fn_name(uint64_t hash)
 	return f ? f->name : "?";
 }
 
-void rt_fail_queued(int code)
+void rt_fail_queued(struct rt_shape *only, int code)
 {
-	while (rt.queued.count) {
-		const struct sched_task_msg *m =
-			(const struct sched_task_msg *)fl_peek(&rt.queued);
-		fail_result(m->task, m->nreturns, "%s: cannot be scheduled: %s", fn_name(m->fn),
-			    code == PRISM_E_INFEASIBLE
-				    ? "the node cannot provide its resources, or its workers "
-				      "cannot start (see the node's log)"
-				    : prism_strerror(code));
-		fl_pop(&rt.queued);
+	for (int i = 0; i < RT_MAX_SHAPES; i++) {
+		struct rt_shape *shape = &rt.shapes[i];
+		if (only && shape != only)
+			continue;
+		while (shape->queued.count) {
+			const struct sched_task_msg *m =
+				(const struct sched_task_msg *)fl_peek(&shape->queued);
+			fail_result(m->task, m->nreturns, "%s: cannot be scheduled: %s",
+				    fn_name(m->fn),
+				    code == PRISM_E_INFEASIBLE
+					    ? "the node cannot provide its resources, or its "
+					      "workers cannot start (see the node's log)"
+					    : prism_strerror(code));
+			fl_pop(&shape->queued);
+		}
 	}
 }
 
@@ -501,9 +561,7 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 			p += sizeof(*a) + sched_align8(a->len);
 		}
 	}
-	/* 1/8 weight: a handful of completions moves the estimate across the threshold,
-	 * one outlier does not. */
-	run_ewma_ns = run_ewma_ns - run_ewma_ns / 8 + d->run_ns / 8;
+	note_run_time(m->fn, d->run_ns);
 	fl_pop(&l->fl);
 	if (l->fl.count == 0)
 		rt_lease_idle(l);
@@ -530,15 +588,28 @@ void rt_on_lease_lost(struct rt_lease *l)
 		}
 		fl_pop(&l->fl);
 	}
-	while (rt.queued.count) {
-		const struct sched_msg *m = fl_peek(&rt.queued);
-		fl_push(&again, m, m->len);
-		fl_pop(&rt.queued);
+	struct rt_shape *shape = rt_shape_of(l->cpu_milli);
+	if (!shape) {
+		/* Cannot happen: the lease's shape has a slot as long as the lease lives. */
+		while (again.count) {
+			const struct sched_task_msg *m =
+				(const struct sched_task_msg *)fl_peek(&again);
+			fail_result(m->task, m->nreturns, "%s: lost with its worker",
+				    fn_name(m->fn));
+			fl_pop(&again);
+		}
+		fl_free(&again);
+		return;
 	}
-	fl_free(&rt.queued);
-	rt.queued = again;
-	if (rt.queued.count)
-		request_lease(1000);
+	while (shape->queued.count) {
+		const struct sched_msg *m = fl_peek(&shape->queued);
+		fl_push(&again, m, m->len);
+		fl_pop(&shape->queued);
+	}
+	fl_free(&shape->queued);
+	shape->queued = again;
+	if (shape->queued.count)
+		request_lease(shape);
 }
 
 /* ---- public: get, wait, put, refs ---------------------------------------------------------------- */

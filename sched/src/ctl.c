@@ -131,6 +131,7 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 	m.a = l;
 	m.b = worker;
 	m.c = ls->generation;
+	m.d = rq->cpu_milli;
 	m.code = n->cl[worker].pid;
 	ctl__send(n, rq->client, &m);
 	PRISM_LOG_D("ctl", "lease %u: client %u -> worker %u", l, rq->client, worker);

@@ -256,7 +256,9 @@ struct sched_task_msg {
 	uint16_t nargs;
 	uint8_t nreturns;
 	uint8_t flags;
-	uint32_t attempt;
+	uint32_t attempt;   /* low 16 bits: attempts so far; high 16: retries allowed */
+	uint32_t cpu_milli; /* the resource shape: which leases may carry it */
+	uint32_t pad_;
 };
 
 enum sched_arg_kind {
