@@ -25,6 +25,9 @@ PREFIX      ?= /usr/local
 DEB_PACKAGES := gcc make cmake pkg-config libc6-dev \
 	libdpdk-dev liburing-dev libcriterion-dev
 FUZZ_PACKAGES := clang libclang-rt-14-dev
+# The peers `make bench` measures beside prism, from Debian (../shared/BENCHMARKS.md).
+BENCH_PACKAGES := python3-distributed
+PEER_PYTHON := /usr/bin/python3
 
 C_FILES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null)
 
@@ -74,8 +77,14 @@ asan-test: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_BUILD) --output-on-failure --timeout 1800
 
+# prism's suites, then the peers' measurements of the same cases, side by side.  JSON
+# lines of both land in $(BUILD)/bench.json.
 bench: build
-	$(BUILD)/bin/prism-bench $(BENCH_FLAGS) all
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+	$(BUILD)/bin/prism-bench $(BENCH_FLAGS) --json-file $(BUILD)/bench.json all
+	@for p in bench/peers/*.py; do $(PEER_PYTHON) $$p --json 2>/dev/null >> $(BUILD)/bench.json \
+		|| echo "peer $$p failed"; done
+	@$(PEER_PYTHON) bench/compare.py < $(BUILD)/bench.json
 
 fuzz: fuzz-deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DPRISM_FUZZ=ON -DPRISM_BUILD_BENCH=OFF \

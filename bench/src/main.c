@@ -18,10 +18,12 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: prism-bench [--json] [--quick] [--rounds N] SUITE...\n"
+	fprintf(f, "usage: prism-bench [--json] [--json-file PATH] [--quick] [--rounds N] "
+		   "SUITE...\n"
 		   "       prism-bench all\n\n"
 		   "  --json      one JSON object per line (suite, case, unit, value or\n"
 		   "              n/p50/p99/p999/max) instead of a table\n"
+		   "  --json-file PATH  also write the JSON lines to PATH, beside the table\n"
 		   "  --quick     fewer iterations (smoke runs; not for published figures)\n"
 		   "  --rounds N  interleaved rounds per suite (default: the suite's own)\n\n"
 		   "suites:\n");
@@ -40,6 +42,12 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			o.json = true;
+		} else if (strcmp(argv[i], "--json-file") == 0 && i + 1 < argc) {
+			o.json_file = fopen(argv[++i], "w");
+			if (!o.json_file) {
+				fprintf(stderr, "prism-bench: cannot write %s\n", argv[i]);
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--quick") == 0) {
 			o.quick = true;
 		} else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {

@@ -5,15 +5,15 @@
 
 #include "report.h"
 
-static void json_extra(const struct bench_field *extra, int nextra)
+static void json_extra(FILE *f, const struct bench_field *extra, int nextra)
 {
 	for (int i = 0; i < nextra; i++) {
 		if (extra[i].str)
-			printf(",\"%s\":\"%s\"", extra[i].name, extra[i].str);
+			fprintf(f, ",\"%s\":\"%s\"", extra[i].name, extra[i].str);
 		else if (isfinite(extra[i].num))
-			printf(",\"%s\":%.6g", extra[i].name, extra[i].num);
+			fprintf(f, ",\"%s\":%.6g", extra[i].name, extra[i].num);
 		else
-			printf(",\"%s\":null", extra[i].name);
+			fprintf(f, ",\"%s\":null", extra[i].name);
 	}
 }
 
@@ -25,6 +25,30 @@ static void table_extra(const struct bench_field *extra, int nextra)
 		else
 			printf("  %s=%.4g", extra[i].name, extra[i].num);
 	}
+}
+
+static void json_latency(FILE *f, const char *suite, const char *name,
+			 const prism_hist_summary *s, const struct bench_field *extra,
+			 int nextra)
+{
+	fprintf(f,
+		"{\"suite\":\"%s\",\"case\":\"%s\",\"unit\":\"us\",\"n\":%llu,"
+		"\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f",
+		suite, name, (unsigned long long)s->count, s->p50 / 1e3, s->p99 / 1e3,
+		s->p999 / 1e3, s->max / 1e3, s->mean / 1e3);
+	json_extra(f, extra, nextra);
+	fprintf(f, "}\n");
+	fflush(f);
+}
+
+static void json_value(FILE *f, const char *suite, const char *name, const char *unit,
+		       double value, const struct bench_field *extra, int nextra)
+{
+	fprintf(f, "{\"suite\":\"%s\",\"case\":\"%s\",\"unit\":\"%s\",\"value\":%.6g", suite,
+		name, unit, value);
+	json_extra(f, extra, nextra);
+	fprintf(f, "}\n");
+	fflush(f);
 }
 
 void bench_report_header(const struct bench_opts *o, const char *suite, const char *about)
@@ -41,20 +65,16 @@ void bench_report_latency(const struct bench_opts *o, const char *suite, const c
 {
 	prism_hist_summary s;
 	prism_hist_summarize(ns, &s);
+	if (o->json_file)
+		json_latency(o->json_file, suite, name, &s, extra, nextra);
 	if (o->json) {
-		printf("{\"suite\":\"%s\",\"case\":\"%s\",\"unit\":\"us\",\"n\":%llu,"
-		       "\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f",
-		       suite, name, (unsigned long long)s.count, s.p50 / 1e3, s.p99 / 1e3,
-		       s.p999 / 1e3, s.max / 1e3, s.mean / 1e3);
-		json_extra(extra, nextra);
-		printf("}\n");
-	} else {
-		printf("%-28s %10llu %9.2f %9.2f %9.2f %9.1f %9s", name,
-		       (unsigned long long)s.count, s.p50 / 1e3, s.p99 / 1e3, s.p999 / 1e3,
-		       s.max / 1e3, "us");
-		table_extra(extra, nextra);
-		printf("\n");
+		json_latency(stdout, suite, name, &s, extra, nextra);
+		return;
 	}
+	printf("%-28s %10llu %9.2f %9.2f %9.2f %9.1f %9s", name, (unsigned long long)s.count,
+	       s.p50 / 1e3, s.p99 / 1e3, s.p999 / 1e3, s.max / 1e3, "us");
+	table_extra(extra, nextra);
+	printf("\n");
 	fflush(stdout);
 }
 
@@ -62,16 +82,15 @@ void bench_report_value(const struct bench_opts *o, const char *suite, const cha
 			const char *unit, double value, const struct bench_field *extra,
 			int nextra)
 {
+	if (o->json_file)
+		json_value(o->json_file, suite, name, unit, value, extra, nextra);
 	if (o->json) {
-		printf("{\"suite\":\"%s\",\"case\":\"%s\",\"unit\":\"%s\",\"value\":%.6g",
-		       suite, name, unit, value);
-		json_extra(extra, nextra);
-		printf("}\n");
-	} else {
-		printf("%-28s %10s %9.4g %39s %9s", name, "", value, "", unit);
-		table_extra(extra, nextra);
-		printf("\n");
+		json_value(stdout, suite, name, unit, value, extra, nextra);
+		return;
 	}
+	printf("%-28s %10s %9.4g %39s %9s", name, "", value, "", unit);
+	table_extra(extra, nextra);
+	printf("\n");
 	fflush(stdout);
 }
 

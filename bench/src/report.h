@@ -10,13 +10,15 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/hist.h"
 
 struct bench_opts {
 	bool json;
-	bool quick; /* fewer iterations: the demo and smoke tests */
-	int rounds; /* interleaved rounds per suite; 0 = the suite's default */
+	FILE *json_file; /* also write the JSON lines here (--json-file), or NULL */
+	bool quick;      /* fewer iterations: the demo and smoke tests */
+	int rounds;      /* interleaved rounds per suite; 0 = the suite's default */
 };
 
 /* An extra field: a name and a number, or a name and a string when str is set. */

@@ -235,6 +235,8 @@ typedef void (*ctl_handler)(struct sched_node *n, uint32_t slot, const struct sc
 
 static void on_lease_req(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
 {
+	PRISM_LOG_D("ctl", "client %u asks for a lease of %u mCPU (request %llu)", slot, m->a,
+		    (unsigned long long)m->h.req_id);
 	struct lease_req rq = {.client = slot,
 			       .gen = node__client(n, slot)->generation,
 			       .req_id = m->h.req_id,
