@@ -203,12 +203,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "prism: cannot work out the node's address\n");
 		return 1;
 	}
+	int rc;
 	if (strcmp(cmd, "start") == 0)
-		return cmd_start(addr, rest, pass, foreground);
-	if (strcmp(cmd, "stop") == 0)
-		return cmd_stop(addr);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(addr);
+		rc = cmd_start(addr, rest, pass, foreground);
+	else if (strcmp(cmd, "stop") == 0)
+		rc = cmd_stop(addr);
+	else if (strcmp(cmd, "status") == 0)
+		rc = cmd_status(addr);
+	else
+		rc = -1;
+	free(pass);
+	if (rc >= 0)
+		return rc;
 	fprintf(stderr, "prism: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return 2;

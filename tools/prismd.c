@@ -70,25 +70,17 @@ static void usage(FILE *f)
 	fprintf(f, "Every option can also come from the environment: PRISM_NUM_WORKERS=4.\n");
 }
 
-int main(int argc, char **argv)
+/* Parse the command line into cfg.  0, HELP_SHOWN, or 2 (a usage error). */
+#define HELP_SHOWN (-1)
+static int parse_args(int argc, char **argv, prism_cfg *cfg, const char **socket_arg,
+		      const char **config)
 {
-	char err[512], path[4096];
-	const char *socket_arg = NULL, *config = NULL;
-	prism_cfg *cfg = NULL;
-	int rc = prism_cfg_create(schema, sizeof(schema) / sizeof(schema[0]), &cfg);
-	if (rc) {
-		fprintf(stderr, "prismd: %s\n", prism_strerror(rc));
-		return 1;
-	}
-	if (prism_cfg_load_env(cfg, "PRISM_", err, sizeof(err)) != 0) {
-		fprintf(stderr, "prismd: %s\n", err);
-		return 2;
-	}
+	char err[512];
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
-			return 0;
+			return HELP_SHOWN;
 		}
 		if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
 			fprintf(stderr, "prismd: unexpected argument '%s'\n", a);
@@ -97,9 +89,9 @@ int main(int argc, char **argv)
 		}
 		const char *v = argv[++i];
 		if (strcmp(a, "--socket") == 0) {
-			socket_arg = v;
+			*socket_arg = v;
 		} else if (strcmp(a, "--config") == 0) {
-			config = v;
+			*config = v;
 		} else if (strcmp(a, "--log-level") == 0) {
 			int lvl;
 			if (prism_log_parse_level(v, &lvl) != 0) {
@@ -119,15 +111,11 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	/* The file first, then the command line and the environment win over it. */
-	if (config && prism_cfg_load_file(cfg, config, err, sizeof(err)) != 0) {
-		fprintf(stderr, "prismd: %s\n", err);
-		return 2;
-	}
-	if (tool_address(socket_arg, path, sizeof(path)) != 0) {
-		fprintf(stderr, "prismd: cannot find a place for the socket\n");
-		return 1;
-	}
+	return 0;
+}
+
+static int run(prism_cfg *cfg, const char *path)
+{
 	int64_t store, workers, maxw, cpus, spin;
 	prism_cfg_get_int(cfg, "object_store_memory", &store);
 	prism_cfg_get_int(cfg, "num_workers", &workers);
@@ -141,12 +129,11 @@ int main(int argc, char **argv)
 				    .ncpus = (uint32_t)cpus,
 				    .spin_ns = (uint64_t)spin};
 	signal(SIGPIPE, SIG_IGN);
-	rc = sched_node_create(&o, &node);
+	int rc = sched_node_create(&o, &node);
 	if (rc) {
 		fprintf(stderr, "prismd: cannot start the node on %s: %s\n", path,
 			rc == -EADDRINUSE ? "a node is already running there"
 					  : prism_strerror(rc));
-		prism_cfg_destroy(cfg);
 		return 1;
 	}
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -155,6 +142,36 @@ int main(int argc, char **argv)
 	fprintf(stderr, "prismd: pid %d listening on %s\n", (int)getpid(), path);
 	rc = sched_node_run(node);
 	sched_node_destroy(node);
-	prism_cfg_destroy(cfg);
 	return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	char err[512], path[4096];
+	const char *socket_arg = NULL, *config = NULL;
+	prism_cfg *cfg = NULL;
+	int rc = prism_cfg_create(schema, sizeof(schema) / sizeof(schema[0]), &cfg);
+	if (rc) {
+		fprintf(stderr, "prismd: %s\n", prism_strerror(rc));
+		return 1;
+	}
+	if (prism_cfg_load_env(cfg, "PRISM_", err, sizeof(err)) != 0) {
+		fprintf(stderr, "prismd: %s\n", err);
+		rc = 2;
+	} else {
+		rc = parse_args(argc, argv, cfg, &socket_arg, &config);
+	}
+	/* The file's values rank below the command line and the environment. */
+	if (rc == 0 && config && prism_cfg_load_file(cfg, config, err, sizeof(err)) != 0) {
+		fprintf(stderr, "prismd: %s\n", err);
+		rc = 2;
+	}
+	if (rc == 0 && tool_address(socket_arg, path, sizeof(path)) != 0) {
+		fprintf(stderr, "prismd: cannot find a place for the socket\n");
+		rc = 1;
+	}
+	if (rc == 0)
+		rc = run(cfg, path);
+	prism_cfg_destroy(cfg);
+	return rc == HELP_SHOWN ? 0 : rc;
 }

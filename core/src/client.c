@@ -522,6 +522,9 @@ int rt_attach(const char *path, int kind, uint32_t wslot, uint32_t wgen)
 					      rt.hdr->ctl_ring_bytes, rt.hdr->daemon_bell,
 					      &rt.up_ring);
 	}
+	if (rc == 0)
+		rc = objstore_attach(sched_seg_at(rt.base, rt.hdr->objstore_off),
+				     rt.hdr->objstore_size, slot, &rt.os);
 	if (rc == 0) {
 		prism_ring_set_wake_fd(rt.up_ring, rt.daemon_efd);
 		rc = prism_ring_attach_shared(sched_ctl_ring_at(rt.base, slot, 1),
@@ -553,6 +556,8 @@ void rt_detach(void)
 	prism_ring_destroy(rt.up_ring);
 	prism_ring_destroy(rt.down);
 	rt.up_ring = rt.down = NULL;
+	objstore_detach(rt.os);
+	rt.os = NULL;
 	prism_shm_destroy(rt.seg);
 	rt.seg = NULL;
 	rt.base = NULL;

@@ -184,10 +184,26 @@ static void unindex(struct obj *o)
 	used--;
 }
 
+void obj_set_store(struct obj *o, prism_id sid, const void *data, uint64_t size)
+{
+	o->in_store = 1;
+	o->store_id = sid;
+	o->data = data;
+	o->store_len = size;
+	o->len = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+	o->state = OBJ_READY;
+}
+
 void obj_drop(struct obj *o)
 {
 	if (o->on_heap)
 		prism_free((void *)o->data);
+	if (o->in_store && rt.os) {
+		/* This process owns the value: with its last ref gone nobody can ask for it
+		 * again, and the bytes go once the tasks reading it let go of their pins. */
+		objstore_release(rt.os, o->store_id);
+		objstore_delete(rt.os, o->store_id);
+	}
 	unindex(o);
 	o->next_free = free_list;
 	free_list = o;

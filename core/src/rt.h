@@ -11,6 +11,7 @@
 
 #include "base/ring.h"
 #include "base/shm.h"
+#include "objstore/objstore.h"
 #include "prism.h"
 #include "sched/proto.h"
 
@@ -42,13 +43,15 @@ struct task_wait; /* a submitted task whose ref arguments are not ready yet */
 
 struct obj {
 	prism_id id;
-	uint32_t refs;    /* references held by the user */
+	uint32_t refs;    /* references held by the user; 0: released, kept for uses */
+	uint32_t uses;    /* tasks in flight reading it from the store */
 	uint8_t state;    /* enum obj_state */
 	uint8_t in_store; /* value is a pinned store object */
 	uint8_t on_heap;  /* value is a prism_malloc'd copy */
 	uint8_t pad_;
 	uint32_t len;
 	uint64_t store_len;
+	prism_id store_id; /* in_store: the store object holding the value, pinned by us */
 	const void *data;
 	struct task_wait *waiters; /* tasks waiting for this value */
 	struct obj *next_free;
@@ -63,6 +66,13 @@ struct obj *obj_new(prism_id id);
 /* Set the value (copied; small values inside the entry). */
 int obj_set_value(struct obj *o, const void *data, size_t len);
 int obj_set_failed(struct obj *o, const char *msg, size_t len);
+/* The value is store object sid, of which this process holds one pin (given up with
+ * the entry). */
+void obj_set_store(struct obj *o, prism_id sid, const void *data, uint64_t size);
+static inline uint64_t obj_len(const struct obj *o)
+{
+	return o->in_store ? o->store_len : o->len;
+}
 void obj_drop(struct obj *o);
 size_t obj_count(void);
 
@@ -110,6 +120,7 @@ struct rt {
 	struct sched_node_hdr *hdr;
 	uint32_t slot, gen;
 	void *bell;
+	objstore *os;
 	int daemon_efd;
 	prism_ring *up_ring, *down;
 	uint64_t spin_ns;

@@ -56,6 +56,7 @@ static void note_run_time(uint64_t fn, uint64_t ns)
 /* A resolved argument, ready to go into a task message. */
 struct rarg {
 	uint8_t kind; /* SCHED_ARG_* */
+	uint8_t temp; /* a store object made for this call: deleted when it completes */
 	const void *data;
 	size_t len;
 	prism_id id; /* SCHED_ARG_STORE */
@@ -76,6 +77,14 @@ struct task_wait {
 	uint16_t nargs, pending;
 	prism_value *args;
 };
+
+/* The entry of a ref the user still holds, or NULL (an entry with no refs left lives on
+ * only while tasks read its object). */
+static struct obj *held(prism_id id)
+{
+	struct obj *o = obj_find(id);
+	return o && o->refs ? o : NULL;
+}
 
 static uint32_t cpu_milli(const prism_call_opts *o)
 {
@@ -145,6 +154,7 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 		h->kind = a[i].kind;
 		h->len = (uint32_t)a[i].len;
 		memset(h->pad_, 0, sizeof(h->pad_));
+		h->pad_[0] = a[i].temp; /* the submitter's own note; workers ignore it */
 		p += sizeof(*h);
 		if (a[i].kind == SCHED_ARG_STORE) {
 			memcpy(p, a[i].id.b, PRISM_ID_SIZE);
@@ -266,6 +276,27 @@ void rt_flush_queued(void)
 	}
 }
 
+static void done_with(prism_id id, bool temp);
+
+/* A task is finished (done, failed, or given up): its store arguments lose a use, and
+ * objects made for the call alone are deleted. */
+static void release_task_args(const struct sched_task_msg *m)
+{
+	const uint8_t *p = (const uint8_t *)(m + 1), *end = (const uint8_t *)m + m->h.len;
+	for (unsigned i = 0; i < m->nargs && p + sizeof(struct sched_arg) <= end; i++) {
+		const struct sched_arg *a = (const struct sched_arg *)p;
+		p += sizeof(*a);
+		if (a->kind == SCHED_ARG_STORE && p + PRISM_ID_SIZE <= end) {
+			prism_id id;
+			memcpy(id.b, p, PRISM_ID_SIZE);
+			done_with(id, a->pad_[0] != 0);
+			p += PRISM_ID_SIZE;
+		} else {
+			p += sched_align8(a->len);
+		}
+	}
+}
+
 static const char *fn_name(uint64_t hash)
 {
 	const struct rt_fn *f = rt_fn_by_hash(hash);
@@ -287,6 +318,7 @@ void rt_fail_queued(struct rt_shape *only, int code)
 					    ? "the node cannot provide its resources, or its "
 					      "workers cannot start (see the node's log)"
 					    : prism_strerror(code));
+			release_task_args(m);
 			fl_pop(&shape->queued);
 		}
 	}
@@ -294,22 +326,40 @@ void rt_fail_queued(struct rt_shape *only, int code)
 
 /* ---- arguments ------------------------------------------------------------------------ */
 
+/* Put len bytes in the store for one call: the creator's pin stays, for the task. */
+static int temp_put(const void *data, size_t len, prism_id *id)
+{
+	void *w;
+	*id = prism_id_new(PRISM_ID_OBJECT);
+	int rc = objstore_create(rt.os, *id, len, &w);
+	if (rc)
+		return rc;
+	memcpy(w, data, len);
+	return objstore_seal(rt.os, *id);
+}
+
 /* Resolve argument i for a message.  1: it waits on a pending ref; 0: resolved;
- * < 0: an error the caller reports. */
+ * < 0: an error the caller reports.  A store argument counts a use of its entry (given
+ * back by release_task_args()), so the owner may drop its ref meanwhile. */
 static int resolve(const prism_value *v, size_t i, struct rarg *out, const char **failed)
 {
 	if (prism_id_is_nil(v->ref.id)) {
-		if (v->len > rt.inline_max) {
-			rt_set_error("argument %zu is %zu bytes, above the inline limit of %u; "
-				     "pass it as prism_put() ref instead",
-				     i, v->len, rt.inline_max);
-			return PRISM_E_TOO_BIG;
+		if (v->len <= rt.inline_max) {
+			*out = (struct rarg){
+				.kind = SCHED_ARG_INLINE, .data = v->data, .len = v->len};
+			return 0;
 		}
-		*out = (struct rarg){.kind = SCHED_ARG_INLINE, .data = v->data, .len = v->len};
-		return 0;
+		/* Too big to travel in the message: through the store, once. */
+		*out = (struct rarg){.kind = SCHED_ARG_STORE, .temp = 1, .len = v->len};
+		int rc = temp_put(v->data, v->len, &out->id);
+		if (rc)
+			rt_set_error(
+				"argument %zu (%zu bytes) does not fit in the object store: %s",
+				i, v->len, prism_strerror(rc));
+		return rc;
 	}
 	struct obj *o = obj_find(v->ref.id);
-	if (!o) {
+	if (!o || o->refs == 0) {
 		rt_set_error("argument %zu is a ref this process does not hold (released?)", i);
 		return PRISM_E_RELEASED;
 	}
@@ -319,13 +369,36 @@ static int resolve(const prism_value *v, size_t i, struct rarg *out, const char 
 		*failed = o->data;
 		return 0;
 	}
-	if (o->len > rt.inline_max) {
-		rt_set_error("argument %zu's value is %u bytes, above the inline limit of %u",
-			     i, o->len, rt.inline_max);
-		return PRISM_E_TOO_BIG;
-	}
-	*out = (struct rarg){.kind = SCHED_ARG_INLINE, .data = o->data, .len = o->len};
+	if (!o->in_store) {
+		*out = (struct rarg){.kind = SCHED_ARG_INLINE, .data = o->data, .len = o->len};
+		return 0;
+	} /* The owner keeps the object (and its pin on it) until the tasks reading it are
+	 * done, even if the user lets go of the ref meanwhile. */
+	o->uses++;
+	*out = (struct rarg){.kind = SCHED_ARG_STORE, .len = o->store_len, .id = o->store_id};
 	return 0;
+}
+
+/* A task no longer needs store object id: one use less, and the object goes if it was
+ * made for the call alone or its last ref was released before. */
+static void done_with(prism_id id, bool temp)
+{
+	if (temp) {
+		objstore_release(rt.os, id);
+		objstore_delete(rt.os, id);
+		return;
+	}
+	struct obj *o = obj_find(id);
+	if (o && o->uses && --o->uses == 0 && o->refs == 0)
+		obj_drop(o);
+}
+
+/* Undo resolve() for arguments that will not be sent after all. */
+static void unresolve(const struct rarg *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i].kind == SCHED_ARG_STORE)
+			done_with(a[i].id, a[i].temp);
 }
 
 /* Build and dispatch a task whose arguments are all resolved (or one failed). */
@@ -334,25 +407,29 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 {
 	struct rarg stack_args[16], *ra = stack_args;
 	const char *failed = NULL;
+	size_t done = 0;
 	int rc = 0;
 	if (nargs > 16 && !(ra = prism_malloc(nargs * sizeof(*ra))))
 		return -ENOMEM;
-	for (size_t i = 0; i < nargs && rc == 0 && !failed; i++) {
-		rc = resolve(&args[i], i, &ra[i], &failed);
+	for (; done < nargs && rc == 0 && !failed; done++) {
+		rc = resolve(&args[done], done, &ra[done], &failed);
 		if (rc > 0)
 			rc = PRISM_E_PROTO; /* launched with a pending argument: a bug */
+		if (rc)
+			break;
 	}
 	unsigned nret = o->num_returns ? o->num_returns : 1;
 	if (rc == 0 && failed) {
 		/* An argument is an error object: so are this task's results (as in Ray). */
 		fail_result(task, nret, "%s: an argument failed: %s", fn->name, failed);
+		unresolve(ra, done);
 	} else if (rc == 0) {
 		size_t len = msg_size(ra, nargs);
 		uint8_t stack_msg[STACK_MSG] __attribute__((aligned(64)));
 		uint8_t *buf = stack_msg;
 		if (len > SCHED_MSG_MAX) {
 			rt_set_error("the call's arguments take %zu bytes, more than a task "
-				     "message holds (%u); put large values in the store",
+				     "message holds (%u)",
 				     len, SCHED_MSG_MAX);
 			rc = PRISM_E_TOO_BIG;
 		} else if (len > sizeof(stack_msg) && !(buf = prism_aligned_alloc(64, len))) {
@@ -364,6 +441,10 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 			if (buf != stack_msg)
 				prism_free(buf);
 		}
+		if (rc)
+			unresolve(ra, nargs);
+	} else {
+		unresolve(ra, done);
 	}
 	if (ra != stack_args)
 		prism_free(ra);
@@ -426,7 +507,7 @@ static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o
 			t->args[i] = prism_bytes(copy, args[i].len);
 			continue;
 		}
-		struct obj *ob = obj_find(args[i].ref.id);
+		struct obj *ob = held(args[i].ref.id);
 		t->args[i] = prism_refval(args[i].ref);
 		ob->refs++;
 		if (ob->state != OBJ_PENDING)
@@ -502,7 +583,7 @@ int prism_submit(const char *name, const prism_value *args, size_t nargs,
 	for (size_t i = 0; rc == 0 && i < nargs; i++) {
 		if (prism_id_is_nil(args[i].ref.id))
 			continue;
-		struct obj *ob = obj_find(args[i].ref.id);
+		struct obj *ob = held(args[i].ref.id);
 		if (!ob) {
 			rt_set_error("argument %zu is a ref this process does not hold", i);
 			rc = PRISM_E_RELEASED;
@@ -523,6 +604,31 @@ int prism_submit(const char *name, const prism_value *args, size_t nargs,
 }
 
 /* ---- completions ------------------------------------------------------------------------------ */
+
+/* A result the worker put in the store, and one pin on it that it gave us. */
+static void take_store_result(const struct sched_task_msg *m, struct obj *o, const uint8_t *idp)
+{
+	prism_id sid;
+	memcpy(sid.b, idp, PRISM_ID_SIZE);
+	if (!o || o->state != OBJ_PENDING) {
+		/* Nobody wants it any more. */
+		objstore_release(rt.os, sid);
+		objstore_delete(rt.os, sid);
+		return;
+	}
+	const void *data;
+	size_t size;
+	/* A second pin only to learn where it is; the given one keeps it. */
+	int rc = objstore_get(rt.os, sid, &data, &size);
+	if (rc) {
+		obj_set_failed(o, "result lost from the object store", 33);
+		(void)m;
+	} else {
+		objstore_release(rt.os, sid);
+		obj_set_store(o, sid, data, size);
+	}
+	notify(o);
+}
 
 void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 {
@@ -546,21 +652,28 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 	} else {
 		for (unsigned i = 0; i < nret && i < d->nreturns; i++) {
 			const struct sched_arg *a = (const struct sched_arg *)p;
-			if (p + sizeof(*a) > end || a->kind != SCHED_ARG_INLINE ||
-			    a->len > (size_t)(end - p) - sizeof(*a)) {
+			size_t left = (size_t)(end - p);
+			size_t body = a->kind == SCHED_ARG_STORE ? PRISM_ID_SIZE : a->len;
+			if (left < sizeof(*a) || body > left - sizeof(*a) ||
+			    (a->kind != SCHED_ARG_INLINE && a->kind != SCHED_ARG_STORE)) {
 				fail_result(m->task, nret, "%s: malformed completion",
 					    fn_name(m->fn));
 				break;
 			}
 			struct obj *o = obj_find(
 				prism_id_derive(m->task, PRISM_ID_OBJECT, (uint8_t)(i + 1)));
-			if (o && o->state == OBJ_PENDING) {
-				obj_set_value(o, a + 1, a->len);
-				notify(o);
+			if (a->kind == SCHED_ARG_INLINE) {
+				if (o && o->state == OBJ_PENDING) {
+					obj_set_value(o, a + 1, a->len);
+					notify(o);
+				}
+			} else {
+				take_store_result(m, o, (const uint8_t *)(a + 1));
 			}
-			p += sizeof(*a) + sched_align8(a->len);
+			p += sizeof(*a) + sched_align8((uint32_t)body);
 		}
 	}
+	release_task_args(m);
 	note_run_time(m->fn, d->run_ns);
 	fl_pop(&l->fl);
 	if (l->fl.count == 0)
@@ -580,6 +693,7 @@ void rt_on_lease_lost(struct rt_lease *l)
 				    "left after %u attempt%s",
 				    fn_name(m->fn), (int)l->worker_pid, attempt,
 				    attempt == 1 ? "" : "s");
+			release_task_args(m);
 		} else {
 			m->attempt = (retries << 16) | attempt;
 			if (fl_push(&again, m, m->h.len) != 0)
@@ -665,7 +779,7 @@ int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 		return PRISM_E_CLOSED;
 	if (!data || !len)
 		return -EINVAL;
-	struct obj *o = obj_find(ref.id);
+	struct obj *o = held(ref.id);
 	if (!o) {
 		rt_set_error("this process holds no ref with that id (released, or never had)");
 		return PRISM_E_RELEASED;
@@ -676,7 +790,7 @@ int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 			return rc;
 	}
 	*data = o->data;
-	*len = o->len;
+	*len = obj_len(o);
 	return o->state == OBJ_READY ? 0 : PRISM_E_TASK_FAILED;
 }
 
@@ -692,7 +806,7 @@ static bool enough_ready(void *arg)
 	struct wait_arg *w = arg;
 	w->count = 0;
 	for (size_t i = 0; i < w->n; i++) {
-		struct obj *o = obj_find(w->refs[i].id);
+		struct obj *o = held(w->refs[i].id);
 		bool r = o && o->state != OBJ_PENDING;
 		if (w->ready)
 			w->ready[i] = r;
@@ -709,7 +823,7 @@ int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeou
 	if ((n && !refs) || num_ready > n)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++)
-		if (!obj_find(refs[i].id)) {
+		if (!held(refs[i].id)) {
 			rt_set_error("ref %zu is not held by this process", i);
 			return PRISM_E_RELEASED;
 		}
@@ -723,23 +837,34 @@ int prism_put(const void *data, size_t len, prism_ref *out)
 {
 	if (!rt.up)
 		return PRISM_E_CLOSED;
-	if ((!data && len) || !out || len > UINT32_MAX)
+	if ((!data && len) || !out)
 		return -EINVAL;
-	struct obj *o = obj_new(prism_id_new(PRISM_ID_OBJECT));
-	if (!o)
-		return -ENOMEM;
-	int rc = obj_set_value(o, data, len);
+	prism_id id = prism_id_new(PRISM_ID_OBJECT);
+	void *w;
+	int rc = objstore_create(rt.os, id, len, &w);
 	if (rc) {
-		obj_drop(o);
+		rt_set_error("cannot put %zu bytes in the object store: %s", len,
+			     prism_strerror(rc));
 		return rc;
 	}
-	out->id = o->id;
+	memcpy(w, data, len);
+	rc = objstore_seal(rt.os, id); /* our creator's pin stays: the ref holds it */
+	struct obj *o = rc ? NULL : obj_new(id);
+	if (!o) {
+		if (rc == 0)
+			objstore_release(rt.os, id);
+		else
+			objstore_abort(rt.os, id);
+		return rc ? rc : -ENOMEM;
+	}
+	obj_set_store(o, id, w, len);
+	out->id = id;
 	return 0;
 }
 
 int prism_ref_retain(prism_ref ref)
 {
-	struct obj *o = obj_find(ref.id);
+	struct obj *o = held(ref.id);
 	if (!o)
 		return PRISM_E_RELEASED;
 	o->refs++;
@@ -748,10 +873,10 @@ int prism_ref_retain(prism_ref ref)
 
 int prism_ref_release(prism_ref ref)
 {
-	struct obj *o = obj_find(ref.id);
+	struct obj *o = held(ref.id);
 	if (!o)
 		return PRISM_E_RELEASED;
-	if (--o->refs == 0 && !o->waiters)
+	if (--o->refs == 0 && !o->waiters && !o->uses)
 		obj_drop(o);
 	return 0;
 }

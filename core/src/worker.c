@@ -28,11 +28,14 @@
 
 struct prism_task_ctx {
 	const struct rt_fn *fn;
+	prism_id task;
 	unsigned nreturns;
 	struct {
-		void *data; /* prism_malloc'd copy */
+		void *data; /* prism_malloc'd copy, or NULL for a store result */
 		size_t len;
 		bool set;
+		bool in_store;
+		prism_id id; /* in_store: sealed, pinned by this worker */
 	} ret[PRISM_MAX_RETURNS];
 	char *error; /* prism_fail message */
 };
@@ -50,22 +53,55 @@ static size_t done_cap;
 
 /* ---- what a task calls -------------------------------------------------------------------- */
 
+static void drop_result(prism_task_ctx *ctx, unsigned i)
+{
+	if (ctx->ret[i].in_store) {
+		objstore_release(rt.os, ctx->ret[i].id);
+		objstore_delete(rt.os, ctx->ret[i].id);
+	}
+	prism_free(ctx->ret[i].data);
+	memset(&ctx->ret[i], 0, sizeof(ctx->ret[i]));
+}
+
 int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t len)
 {
 	if (!ctx || index >= ctx->nreturns || (!data && len))
 		return -EINVAL;
+	drop_result(ctx, index);
 	if (len > rt.inline_max) {
-		rt_set_error("result %u is %zu bytes; results above %u bytes need the object "
-			     "store, which this build does not have yet",
-			     index, len, rt.inline_max);
-		return PRISM_E_TOO_BIG;
+		/* Too big for the completion: written once into the store, and the owner
+		 * reads it there without a copy. */
+		void *w;
+		/* The result's own id, so the owner finds its entry by it.  A retry may
+		 * meet the object an earlier attempt made before its worker died: that
+		 * one was never handed over, so it goes. */
+		prism_id id = prism_id_derive(ctx->task, PRISM_ID_OBJECT, (uint8_t)(index + 1));
+		int rc = objstore_create(rt.os, id, len, &w);
+		if (rc == -EEXIST && objstore_delete(rt.os, id) == 0)
+			rc = objstore_create(rt.os, id, len, &w);
+		if (rc) {
+			rt_set_error(
+				"result %u (%zu bytes) does not fit in the object store: %s",
+				index, len, prism_strerror(rc));
+			return rc;
+		}
+		memcpy(w, data, len);
+		rc = objstore_seal(rt.os, id);
+		if (rc) {
+			objstore_abort(rt.os, id);
+			return rc;
+		}
+		ctx->ret[index].len = len;
+		ctx->ret[index].set = true;
+		ctx->ret[index].in_store = true;
+		ctx->ret[index].id = id;
+		return 0;
 	}
 	void *copy = prism_malloc(len ? len : 1);
 	if (!copy)
 		return -ENOMEM;
 	if (len)
 		memcpy(copy, data, len);
-	prism_free(ctx->ret[index].data);
 	ctx->ret[index].data = copy;
 	ctx->ret[index].len = len;
 	ctx->ret[index].set = true;
@@ -168,15 +204,33 @@ static void send_failure(const struct sched_task_msg *m, int status, const char 
 
 /* ---- running a task ---------------------------------------------------------------------------- */
 
-/* Check the arguments' lengths against the message before a single one is trusted. */
-static int parse_args(const struct sched_task_msg *m, prism_arg *args)
+/* Check the arguments' lengths against the message before a single one is trusted.
+ * Store arguments are pinned here, *npinned of them, until unpin_args(). */
+static int parse_args(const struct sched_task_msg *m, prism_arg *args, prism_id *pinned,
+		      unsigned *npinned, unsigned *bad)
 {
 	const uint8_t *p = (const uint8_t *)(m + 1), *end = (const uint8_t *)m + m->h.len;
+	*npinned = 0;
 	for (unsigned i = 0; i < m->nargs; i++) {
 		const struct sched_arg *a = (const struct sched_arg *)p;
+		*bad = i;
 		if ((size_t)(end - p) < sizeof(*a))
 			return PRISM_E_PROTO;
 		p += sizeof(*a);
+		if (a->kind == SCHED_ARG_STORE) {
+			prism_id id;
+			const void *data;
+			size_t size;
+			if ((size_t)(end - p) < PRISM_ID_SIZE)
+				return PRISM_E_PROTO;
+			memcpy(id.b, p, PRISM_ID_SIZE);
+			p += PRISM_ID_SIZE;
+			if (objstore_get(rt.os, id, &data, &size) != 0)
+				return PRISM_E_OBJECT_LOST;
+			pinned[(*npinned)++] = id;
+			args[i] = (prism_arg){.data = data, .len = size};
+			continue;
+		}
 		if (a->kind != SCHED_ARG_INLINE || a->len > (size_t)(end - p))
 			return PRISM_E_PROTO;
 		args[i] = (prism_arg){.data = p, .len = a->len};
@@ -185,10 +239,18 @@ static int parse_args(const struct sched_task_msg *m, prism_arg *args)
 	return 0;
 }
 
+static void unpin_args(const prism_id *pinned, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		objstore_release(rt.os, pinned[i]);
+}
+
 static void run_task(const struct sched_task_msg *m)
 {
-	prism_task_ctx ctx = {.nreturns = m->nreturns ? m->nreturns : 1};
+	prism_task_ctx ctx = {.nreturns = m->nreturns ? m->nreturns : 1, .task = m->task};
 	prism_arg stack_args[16], *args = stack_args;
+	prism_id stack_pins[16], *pins = stack_pins;
+	unsigned npins = 0, bad = 0;
 	const struct rt_fn *fn = rt_fn_by_hash(m->fn);
 	if (!fn) {
 		send_failure(
@@ -202,11 +264,17 @@ static void run_task(const struct sched_task_msg *m)
 		send_failure(m, PRISM_E_PROTO, "%s: too many results requested", fn->name);
 		return;
 	}
-	if (m->nargs > 16 && !(args = prism_malloc(m->nargs * sizeof(*args)))) {
+	if (m->nargs > 16 && (!(args = prism_malloc(m->nargs * sizeof(*args))) ||
+			      !(pins = prism_malloc(m->nargs * sizeof(*pins))))) {
 		send_failure(m, -ENOMEM, "%s: no memory for its arguments", fn->name);
-		return;
+		goto out;
 	}
-	if (parse_args(m, args) != 0) {
+	int prc = parse_args(m, args, pins, &npins, &bad);
+	if (prc == PRISM_E_OBJECT_LOST) {
+		send_failure(m, prc, "%s: argument %u is no longer in the object store",
+			     fn->name, bad);
+		goto out;
+	} else if (prc) {
 		send_failure(m, PRISM_E_PROTO, "%s: malformed task message", fn->name);
 		goto out;
 	}
@@ -226,7 +294,9 @@ static void run_task(const struct sched_task_msg *m)
 	}
 	size_t len = sizeof(struct sched_done_msg);
 	for (unsigned i = 0; i < ctx.nreturns; i++)
-		len += sizeof(struct sched_arg) + sched_align8((uint32_t)ctx.ret[i].len);
+		len += sizeof(struct sched_arg) +
+		       (ctx.ret[i].in_store ? PRISM_ID_SIZE
+					    : sched_align8((uint32_t)ctx.ret[i].len));
 	if (len > SCHED_MSG_MAX) {
 		send_failure(m, PRISM_E_TOO_BIG, "%s: its results (%zu bytes) exceed a message",
 			     fn->name, len);
@@ -247,21 +317,38 @@ static void run_task(const struct sched_task_msg *m)
 	uint8_t *p = (uint8_t *)(d + 1);
 	for (unsigned i = 0; i < ctx.nreturns; i++) {
 		struct sched_arg *a = (struct sched_arg *)p;
+		p += sizeof(*a);
+		if (ctx.ret[i].in_store) {
+			/* The owner gets our pin before it hears of the object, so the
+			 * object is never unpinned on the way. */
+			size_t big = ctx.ret[i].len;
+			*a = (struct sched_arg){
+				.len = (uint32_t)(big > UINT32_MAX ? UINT32_MAX : big),
+				.kind = SCHED_ARG_STORE};
+			memcpy(p, ctx.ret[i].id.b, PRISM_ID_SIZE);
+			p += PRISM_ID_SIZE;
+			if (objstore_give(rt.os, ctx.ret[i].id, srv.submitter) == 0)
+				ctx.ret[i].in_store = false; /* no longer ours to drop */
+			continue;
+		}
 		*a = (struct sched_arg){.len = (uint32_t)ctx.ret[i].len,
 					.kind = SCHED_ARG_INLINE};
-		p += sizeof(*a);
 		if (ctx.ret[i].len)
 			memcpy(p, ctx.ret[i].data, ctx.ret[i].len);
 		p += sched_align8((uint32_t)ctx.ret[i].len);
 	}
+
 	sched_client_at(rt.base, rt.slot)->tasks_run++;
 	send_done(d);
 out:
+	unpin_args(pins, npins);
 	for (unsigned i = 0; i < ctx.nreturns && i < PRISM_MAX_RETURNS; i++)
-		prism_free(ctx.ret[i].data);
+		drop_result(&ctx, i);
 	prism_free(ctx.error);
 	if (args != stack_args)
 		prism_free(args);
+	if (pins != stack_pins)
+		prism_free(pins);
 }
 
 /* ---- leases ------------------------------------------------------------------------------------ */

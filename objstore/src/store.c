@@ -256,6 +256,35 @@ int objstore_release(objstore *os, prism_id id)
 	return unpin_and_reap(os, idx);
 }
 
+int objstore_give(objstore *os, prism_id id, uint32_t to_slot)
+{
+	uint64_t idx;
+	struct os_snap s;
+	if (!os || bad_id(id) || to_slot >= OBJSTORE_MAX_CLIENTS)
+		return -EINVAL;
+	uint64_t lo = objstore__id_lo(id), hi = objstore__id_hi(id);
+	int rc;
+	while ((rc = objstore__probe(os, lo, hi, &idx, &s)) == OS_STUCK) {
+		rc = objstore__wait_writer(os);
+		if (rc)
+			return rc;
+	}
+	if (rc)
+		return rc;
+	if (s.state != OS_SEALED)
+		return -EINVAL;
+	/* The caller's own pin keeps the entry from being evicted or freed, so the new
+	 * pin needs no version check; the caller's comes off only after it is on. */
+	struct os_entry *e = &os->table[idx];
+	rc = objstore__pin(e, to_slot);
+	if (rc)
+		return rc;
+	rc = unpin_and_reap(os, idx);
+	if (rc)
+		objstore__unpin(e, to_slot); /* the caller held no pin: undo */
+	return rc;
+}
+
 bool objstore_contains(objstore *os, prism_id id)
 {
 	uint64_t idx;

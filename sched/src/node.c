@@ -59,10 +59,22 @@ static void apply_defaults(struct sched_node_opts *o)
 
 /* ---- segment ------------------------------------------------------------------------ */
 
+/* One table entry per 4 KiB of arena, within [4096, 1M]: small objects are what fills a
+ * table first, and 256 bytes of table per entry stays under 7% of the arena. */
+static uint32_t max_objects(uint64_t arena)
+{
+	uint64_t n = arena / 4096;
+	return (uint32_t)(n < 4096 ? 4096 : n > (1u << 20) ? (1u << 20) : n);
+}
+
 static int format_segment(struct sched_node *n)
 {
 	struct sched_layout l;
-	int rc = sched_layout_compute(n->o.objstore_bytes, &l);
+	uint32_t maxobj = max_objects(n->o.objstore_bytes);
+	size_t region = objstore_region_size(n->o.objstore_bytes, maxobj);
+	if (region == 0)
+		return -EINVAL;
+	int rc = sched_layout_compute(region, &l);
 	if (rc)
 		return rc;
 	rc = prism_shm_create("prism-node", l.seg_size, 0, &n->seg);
@@ -90,6 +102,14 @@ static int format_segment(struct sched_node *n)
 	h->ncpus = n->o.ncpus;
 	h->daemon_pid = (int32_t)getpid();
 	prism_doorbell_init(h->daemon_bell);
+	void *store = sched_seg_at(n->base, l.objstore_off);
+	rc = objstore_format(store, l.objstore_size, n->o.objstore_bytes, maxobj);
+	if (rc == 0)
+		rc = objstore_attach(store, l.objstore_size, 0, &n->os);
+	if (rc) {
+		PRISM_LOG_E("node", "cannot format the object store: %s", prism_strerror(rc));
+		return rc;
+	}
 	h->version = SCHED_SEG_VERSION;
 	__atomic_store_n(&h->magic, SCHED_SEG_MAGIC, __ATOMIC_RELEASE);
 	return 0;
@@ -459,6 +479,12 @@ void node__client_gone(struct sched_node *n, uint32_t slot, const char *why)
 		    cl->kind == SCHED_KIND_DRIVER ? "driver" : "worker", (int)cl->pid, why);
 	atomic_store(&sc->state, SCHED_CLIENT_DEAD);
 	ctl__client_gone(n, slot);
+	/* What it pinned is unpinned and what it was still writing is dropped, before the
+	 * slot can go to another process. */
+	int orc = objstore_release_client(n->os, slot);
+	if (orc)
+		PRISM_LOG_E("node", "cannot release client %u's objects: %s", slot,
+			    prism_strerror(orc));
 	if (cl->conn) {
 		cl->conn->slot = -1;
 		conn_close(cl->conn);
@@ -620,6 +646,7 @@ void sched_node_destroy(sched_node *n)
 	}
 	pool__free_codes(n);
 	prism_free(n->reqs);
+	objstore_detach(n->os);
 	prism_shm_destroy(n->seg);
 	prism_free(n->socket_path);
 	prism_free(n);
@@ -655,6 +682,13 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 	OUT("tasks run: %llu (failed %llu)\n", (unsigned long long)tasks,
 	    (unsigned long long)failed);
 	ctl__status_leases(n, buf, len, &off);
+	struct objstore_stats os_st;
+	if (n->os && objstore_get_stats(n->os, &os_st) == 0)
+		OUT("object store: %.1f MiB used of %.1f MiB, %llu objects (table holds %llu), "
+		    "%llu evicted\n",
+		    (double)os_st.used_bytes / 1048576.0, (double)os_st.arena_bytes / 1048576.0,
+		    (unsigned long long)os_st.objects, (unsigned long long)os_st.max_objects,
+		    (unsigned long long)os_st.evictions);
 	OUT("clients:\n  slot  kind    pid      state     lease  tasks_run\n");
 	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++) {
 		struct client_local *cl = &n->cl[i];

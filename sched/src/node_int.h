@@ -11,6 +11,7 @@
 #include "base/loop.h"
 #include "base/ring.h"
 #include "base/shm.h"
+#include "objstore/objstore.h"
 #include "sched/node.h"
 #include "sched/proto.h"
 
@@ -70,6 +71,7 @@ struct sched_node {
 	prism_shm *seg;
 	void *base;
 	struct sched_node_hdr *hdr;
+	objstore *os; /* the daemon's handle: it never pins, only cleans up after clients */
 	prism_loop *loop;
 	int wake_fd;
 	int listen_fd;

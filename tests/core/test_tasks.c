@@ -285,7 +285,8 @@ Test(tasks, get_times_out_in_time_and_wait_counts_ready)
 	cr_assert_eq(prism_get(r[0], 50 * (int64_t)PRISM_NS_PER_MS, &v, &n), PRISM_E_TIMEOUT);
 	uint64_t took = prism_now_ns() - t0;
 	cr_assert_geq(took, 50 * PRISM_NS_PER_MS);
-	cr_assert_lt(took, 450 * PRISM_NS_PER_MS, "the timeout must end the wait, not the task");
+	cr_assert_lt(took, 450 * PRISM_NS_PER_MS,
+		     "the timeout must end the wait, not the task");
 	bool ready[2];
 	cr_assert_eq(prism_wait(r, 2, 1, 10 * (int64_t)PRISM_NS_PER_SEC, ready), 1);
 	cr_assert(ready[1] && !ready[0]);

@@ -278,3 +278,29 @@ Test(basic, deleting_and_recreating_many_times_keeps_the_table_healthy)
 		cr_assert_eq(objstore_verify(os), 0);
 	}
 }
+
+Test(basic, give_hands_a_pin_to_another_slot_without_a_gap)
+{
+	objstore *owner = attach(&r, 9);
+	prism_id id = test_id(40);
+	void *w;
+	cr_assert_eq(objstore_create(os, id, 256, &w), 0);
+	fill_pattern(w, 256, id);
+	cr_assert_eq(objstore_give(os, id, 9), -EINVAL, "not sealed yet");
+	cr_assert_eq(objstore_seal(os, id), 0);
+	cr_assert_eq(objstore_give(os, id, 9), 0);
+	cr_assert_eq(objstore_release(os, id), PRISM_E_RELEASED, "the creator's pin moved");
+	cr_assert_eq(objstore_give(os, id, 9), PRISM_E_RELEASED, "nothing left to give");
+	/* The owner's pin keeps it through a crash of the creator's slot and through
+	 * deletion, until the owner lets go. */
+	cr_assert_eq(objstore_release_client(os, 0), 0);
+	cr_assert_eq(objstore_delete(os, id), 0);
+	const void *g;
+	size_t n;
+	cr_assert_eq(objstore_get(owner, id, &g, &n), -ENOENT, "deleted: no new readers");
+	cr_assert(check_pattern(w, 256, id), "but the pinned bytes stay intact");
+	cr_assert_eq(objstore_release(owner, id), 0);
+	cr_assert_not(objstore_contains(os, id), "freed with the last pin");
+	cr_assert_eq(objstore_give(os, test_id(41), 64), -EINVAL, "slot out of range");
+	objstore_detach(owner);
+}

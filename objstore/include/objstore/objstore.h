@@ -162,6 +162,12 @@ int objstore_release(objstore *os, prism_id id);
 int objstore_delete(objstore *os, prism_id id);
 /* True when a sealed, undeleted object has this id.  Lock-free. */
 bool objstore_contains(objstore *os, prism_id id);
+/* Hand one of the caller's pins on a SEALED object to client slot to_slot: the object
+ * is pinned for to_slot, then unpinned for the caller, so it is never unpinned in
+ * between (a worker passes a large result to its owner this way).  The caller must hold
+ * a pin.  -EINVAL (not sealed, or a bad slot), PRISM_E_RELEASED (the caller held no pin),
+ * PRISM_E_RANGE (to_slot's pin count is full). */
+int objstore_give(objstore *os, prism_id id, uint32_t to_slot);
 
 /* Daemon, when the process in client_slot died: drop every pin of that slot and abort the
  * slot's CREATED objects; deleted objects whose last pin this was are freed.  Costs one
