@@ -5,6 +5,12 @@
  *   single_client_tasks_async  one driver keeps a window of tasks in flight (ops/s)
  *   multi_client_tasks_async   several drivers on one node at once (ops/s, summed)
  *   tasks_1m                   one million empty tasks submitted and collected (s)
+ *   put_small, get_small       8-byte values put into / read from the object store
+ *                              (ops/s; each get is of a value already there)
+ *   put_gigabytes              1 GiB put into the store (GB/s), beside
+ *   memcpy_gigabytes           the same 1 GiB copied with memcpy (GB/s): both in steady
+ *                              state, the destination pages already touched; the first
+ *                              put (which faults them in) is reported as put_gigabytes_cold
  *
  * The driver starts an embedded node with one worker per CPU.  Extra drivers for the
  * multi-client case are this binary run again with --tasks-client, attached to the same
@@ -162,6 +168,72 @@ static double multi_client(int clients, double seconds)
 	return total;
 }
 
+static double put_small(long n)
+{
+	prism_ref *refs = malloc((size_t)n * sizeof(*refs));
+	if (!refs)
+		return -1;
+	uint64_t v = 42, t0 = prism_now_ns();
+	for (long i = 0; i < n; i++)
+		if (prism_put(&v, sizeof(v), &refs[i]) != 0) {
+			fail("put", -1);
+			free(refs);
+			return -1;
+		}
+	double rate = (double)n / ((double)(prism_now_ns() - t0) / 1e9);
+	for (long i = 0; i < n; i++)
+		prism_ref_release(refs[i]);
+	free(refs);
+	return rate;
+}
+
+static double get_small(long n)
+{
+	enum { KEYS = 1000 };
+	prism_ref refs[KEYS];
+	uint64_t v = 42, sum = 0;
+	for (int i = 0; i < KEYS; i++)
+		if (prism_put(&v, sizeof(v), &refs[i]) != 0)
+			return -1;
+	uint64_t t0 = prism_now_ns();
+	for (long i = 0; i < n; i++) {
+		const void *d;
+		size_t len;
+		if (prism_get(refs[i % KEYS], 0, &d, &len) != 0)
+			return -1;
+		sum += *(const uint64_t *)d;
+	}
+	double rate = (double)n / ((double)(prism_now_ns() - t0) / 1e9);
+	for (int i = 0; i < KEYS; i++)
+		prism_ref_release(refs[i]);
+	return sum == (uint64_t)n * 42 ? rate : -1;
+}
+
+/* GB/s of one put of `size` bytes, releasing it after. */
+static double put_big(const void *src, size_t size)
+{
+	prism_ref r;
+	uint64_t t0 = prism_now_ns();
+	int rc = prism_put(src, size, &r);
+	uint64_t dt = prism_now_ns() - t0;
+	if (rc) {
+		fail("put_gigabytes", rc);
+		return -1;
+	}
+	prism_ref_release(r);
+	return (double)size / (double)dt;
+}
+
+static double memcpy_big(void *dst, const void *src, size_t size)
+{
+	uint64_t t0 = prism_now_ns();
+	memcpy(dst, src, size);
+	uint64_t dt = prism_now_ns() - t0;
+	/* Keep the copy from being optimised away. */
+	__asm__ volatile("" : : "r"(dst) : "memory");
+	return (double)size / (double)dt;
+}
+
 static double median(double *v, int n)
 {
 	for (int i = 1; i < n; i++)
@@ -173,6 +245,43 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* put_gigabytes beside memcpy_gigabytes, the same bytes in the same run. */
+static int big_copy(const struct bench_opts *o, int rounds)
+{
+	size_t size = o->quick ? (64u << 20) : (1u << 30);
+	uint8_t *src = malloc(size), *dst = malloc(size);
+	double put[64], cpy[64];
+	int n = rounds < 64 ? rounds : 64, rc = -1;
+	if (!src || !dst)
+		goto out;
+	memset(src, 0x5a, size);
+	/* Touched (non-zero: GCC turns malloc + memset 0 into calloc, which touches
+	 * nothing), like the store's pages after the first put. */
+	memset(dst, 1, size);
+	double cold = put_big(src, size);
+	if (cold < 0)
+		goto out;
+	for (int r = 0; r < n; r++) {
+		put[r] = put_big(src, size);
+		cpy[r] = memcpy_big(dst, src, size);
+		if (put[r] < 0)
+			goto out;
+	}
+	double p = median(put, n), c = median(cpy, n);
+	struct bench_field f[2] = {{"rounds", n, NULL}, {"bytes", (double)size, NULL}};
+	bench_report_value(o, "tasks", "put_gigabytes", "GB/s", p, f, 2);
+	bench_report_value(o, "tasks", "memcpy_gigabytes", "GB/s", c, f, 2);
+	struct bench_field fr[2] = {{"target_min", 0.9, NULL},
+				    {"met", p >= 0.9 * c ? 1 : 0, NULL}};
+	bench_report_value(o, "tasks", "put_vs_memcpy", "ratio", p / c, fr, 2);
+	bench_report_value(o, "tasks", "put_gigabytes_cold", "GB/s", cold, f + 1, 1);
+	rc = 0;
+out:
+	free(src);
+	free(dst);
+	return rc;
+}
+
 int bench_tasks(const struct bench_opts *o)
 {
 	const int rounds = o->rounds ? o->rounds : (o->quick ? 1 : 5);
@@ -180,7 +289,8 @@ int bench_tasks(const struct bench_opts *o)
 	const long async_n = o->quick ? 20000 : 200000;
 	prism_hist *h = NULL;
 	double rate[64];
-	int rc = prism_init(&(prism_opts){.log_level = -1});
+	/* 2 GiB of store: room for the 1 GiB put and what the other cases hold. */
+	int rc = prism_init(&(prism_opts){.log_level = -1, .object_store_bytes = 2ull << 30});
 	if (rc)
 		return fail("prism_init", rc);
 	if (prism_hist_create(&h) != 0) {
@@ -209,6 +319,20 @@ int bench_tasks(const struct bench_opts *o)
 		goto fail;
 	struct bench_field fm[1] = {{"clients", 2, NULL}};
 	bench_report_value(o, "tasks", "multi_client_tasks_async", "ops/s", multi, fm, 1);
+	double puts[64], gets[64];
+	for (int r = 0; r < rounds && r < 64; r++) {
+		puts[r] = put_small(o->quick ? 20000 : 200000);
+		gets[r] = get_small(o->quick ? 200000 : 2000000);
+		if (puts[r] < 0 || gets[r] < 0)
+			goto fail;
+	}
+	struct bench_field fp[2] = {{"rounds", rounds, NULL}, {"bytes", 8, NULL}};
+	bench_report_value(o, "tasks", "put_small", "ops/s",
+			   median(puts, rounds < 64 ? rounds : 64), fp, 2);
+	bench_report_value(o, "tasks", "get_small", "ops/s",
+			   median(gets, rounds < 64 ? rounds : 64), fp, 2);
+	if (big_copy(o, rounds) != 0)
+		goto fail;
 	if (!o->quick) {
 		uint64_t t0 = prism_now_ns();
 		if (async_run(1000000, 10000) < 0)

@@ -30,11 +30,12 @@
  * Processes.  prism_init() with no address starts a private node (the daemon, prismd)
  * as a child process and stops it at prism_shutdown(); with an address (or
  * PRISM_ADDRESS) it attaches to a running node (`prism start`).  The node runs tasks in
- * worker processes that re-run the driver's own executable: a process started as a
- * worker enters its task loop before main() runs, in a constructor that PRISM_REMOTE
- * emits after the registrations, so remote functions must be registered in the
- * executable (or in libraries on the code path), and whatever main() does before
- * prism_init() does not run in workers.
+ * worker processes that re-run the driver's own executable, with the driver's command
+ * line, directory and environment.  A worker enters its task loop before main() runs,
+ * from a constructor that PRISM_REMOTE emits after the registrations; a program whose
+ * remote functions all live in code-path libraries has no such constructor, and its
+ * workers enter from prism_init() instead, so main() should call prism_init() before it
+ * does anything a worker must not do.
  *
  * Conventions.  Functions return 0 (or a count) on success and a negative code on
  * failure: errno values (-EINVAL...) and PRISM_E_* (base/error.h); prism_strerror()

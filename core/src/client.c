@@ -472,6 +472,7 @@ int rt_attach(const char *path, int kind, uint32_t wslot, uint32_t wgen)
 	prism_wire_put_u32(&w, wgen);
 	prism_wire_put_str(&w, exe);
 	prism_wire_put_str(&w, cwd);
+	prism_wire_put_str(&w, rt.code_path);
 	prism_wire_hdr h = {.type = SCHED_W_ATTACH};
 	rc = prism_wire_writer_finish(&w, &len);
 	h.len = (uint32_t)len;
@@ -735,6 +736,9 @@ int prism_init(const prism_opts *opts)
 	prism_opts o = {.log_level = -1};
 	char path[PATH_MAX];
 	int rc;
+	/* A worker of a program whose functions all live on the code path gets here
+	 * without PRISM_REMOTE's constructor: serve tasks, never return to main(). */
+	prism__worker_entry();
 	if (opts)
 		o = *opts;
 	last_error[0] = '\0';
@@ -745,6 +749,12 @@ int prism_init(const prism_opts *opts)
 	if (o.log_level >= 0)
 		prism_log_set_level(o.log_level);
 	const char *code_path = o.code_path ? o.code_path : getenv("PRISM_CODE_PATH");
+	if (code_path && strlen(code_path) >= sizeof(rt.code_path)) {
+		rt_set_error("the code path is longer than %zu characters",
+			     sizeof(rt.code_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	snprintf(rt.code_path, sizeof(rt.code_path), "%s", code_path ? code_path : "");
 	rc = rt_load_code_path(code_path);
 	if (rc)
 		return rc;

@@ -112,6 +112,7 @@ struct rt_lease {
 struct rt {
 	bool up;
 	char address[4096];
+	char code_path[4096]; /* the driver's; its workers load the same libraries */
 	bool is_worker;
 	int sock;
 	pid_t node_pid; /* embedded node we started, or 0 */

@@ -30,10 +30,22 @@ static void keep_oldest(struct cand *c, unsigned *k, uint64_t lru, uint64_t idx)
 	c[j] = (struct cand){.lru = lru, .idx = idx};
 }
 
+static uint64_t unpin_sum(const objstore *os)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < OBJSTORE_MAX_CLIENTS; i++)
+		sum += atomic_load_explicit(&os->hdr->unpins[i].n, memory_order_relaxed);
+	return sum;
+}
+
 /* The oldest unpinned SEALED entries in the window after the hand; past the window only
- * while none has been found, up to one full turn. */
+ * while none has been found, up to one full turn.  A full turn that finds nothing is
+ * remembered (os_hdr.full_at) and not repeated until a pin is dropped somewhere. */
 static unsigned collect(objstore *os, struct cand *c)
 {
+	uint64_t sum = unpin_sum(os);
+	if (atomic_load_explicit(&os->hdr->full_at, memory_order_relaxed) == sum + 1)
+		return 0;
 	uint64_t cap = os->mask + 1, n;
 	uint64_t window = cap < EVICT_WINDOW ? cap : EVICT_WINDOW;
 	uint64_t hand = atomic_load_explicit(&os->hdr->hand, memory_order_relaxed);
@@ -47,6 +59,8 @@ static unsigned collect(objstore *os, struct cand *c)
 		keep_oldest(c, &k, atomic_load_explicit(&e->lru, memory_order_relaxed), i);
 	}
 	atomic_store_explicit(&os->hdr->hand, (hand + n) & os->mask, memory_order_relaxed);
+	if (k == 0)
+		atomic_store_explicit(&os->hdr->full_at, sum + 1, memory_order_relaxed);
 	return k;
 }
 

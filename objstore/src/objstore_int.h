@@ -89,7 +89,23 @@ struct os_hdr {
 	_Atomic uint64_t repairs;
 	_Atomic uint64_t hand; /* eviction scan position */
 	_Atomic uint32_t needs_repair;
+	/* 1 + the sum of unpins[] when a scan of the whole table last found no victim;
+	 * 0 when unknown.  Only an unpin can make an object evictable (objects are sealed
+	 * pinned), so until the sum moves a full store is answered without a new scan:
+	 * a put into a full table of pinned objects costs O(1), not O(table). */
+	_Atomic uint64_t full_at;
+	/* Pins dropped, per client slot, each on its own line so processes releasing at
+	 * once do not share one. */
+	struct {
+		_Atomic uint64_t n;
+		uint8_t pad_[56];
+	} unpins[OBJSTORE_MAX_CLIENTS] PRISM_CACHE_ALIGNED;
 };
+
+static inline void objstore__count_unpin(struct os_hdr *h, uint32_t slot)
+{
+	atomic_fetch_add_explicit(&h->unpins[slot].n, 1, memory_order_relaxed);
+}
 
 /* Process-local handle: geometry copied out of the region once validated, so a peer that
  * scribbles over the header later cannot move our bounds. */

@@ -188,6 +188,7 @@ static int unpin_and_reap(objstore *os, uint64_t idx)
 	int rc = objstore__unpin(e, os->slot);
 	if (rc)
 		return rc;
+	objstore__count_unpin(os->hdr, os->slot);
 	if (atomic_load_explicit(&e->state, memory_order_seq_cst) == OS_DELETING)
 		reap(os, idx);
 	return 0;
@@ -345,7 +346,10 @@ static void release_entry(objstore *os, uint64_t idx, uint32_t slot)
 {
 	struct os_entry *e = &os->table[idx];
 	unsigned sh = (slot & 7u) * 8u;
-	atomic_fetch_and_explicit(&e->pins[slot >> 3], ~(0xffull << sh), memory_order_seq_cst);
+	uint64_t had = atomic_fetch_and_explicit(&e->pins[slot >> 3], ~(0xffull << sh),
+						 memory_order_seq_cst);
+	if ((had >> sh) & 0xff)
+		objstore__count_unpin(os->hdr, slot);
 	uint32_t st = atomic_load_explicit(&e->state, RELAXED);
 	if (st == OS_CREATED && atomic_load_explicit(&e->owner, RELAXED) == slot)
 		objstore__drop(os, idx, objstore__write_begin(e));

@@ -229,8 +229,8 @@ static int reply_attached(struct sched_node *n, struct conn *c, uint32_t slot)
 static void handle_attach(struct sched_node *n, struct conn *c, const uint8_t *p, uint32_t len)
 {
 	prism_wire_reader r;
-	uint32_t kind, pid, wslot, wgen, exe_len, cwd_len;
-	const char *exe, *cwd;
+	uint32_t kind, pid, wslot, wgen, exe_len, cwd_len, cp_len;
+	const char *exe, *cwd, *cp;
 	prism_wire_reader_init(&r, p, len);
 	prism_wire_get_u32(&r, &kind);
 	prism_wire_get_u32(&r, &pid);
@@ -238,6 +238,7 @@ static void handle_attach(struct sched_node *n, struct conn *c, const uint8_t *p
 	prism_wire_get_u32(&r, &wgen);
 	prism_wire_get_str(&r, 4096, &exe, &exe_len);
 	prism_wire_get_str(&r, 4096, &cwd, &cwd_len);
+	prism_wire_get_str(&r, 4095, &cp, &cp_len);
 	if (prism_wire_reader_finish(&r) != 0 || c->slot >= 0 ||
 	    (kind != SCHED_KIND_DRIVER && kind != SCHED_KIND_WORKER)) {
 		send_error(c->fd, PRISM_E_PROTO, "malformed ATTACH");
@@ -259,18 +260,20 @@ static void handle_attach(struct sched_node *n, struct conn *c, const uint8_t *p
 			return;
 		}
 	} else {
-		char exe_s[4097], cwd_s[4097];
+		char exe_s[4097], cwd_s[4097], cp_s[4096];
 		memcpy(exe_s, exe, exe_len);
 		exe_s[exe_len] = '\0';
 		memcpy(cwd_s, cwd, cwd_len);
 		cwd_s[cwd_len] = '\0';
+		memcpy(cp_s, cp, cp_len);
+		cp_s[cp_len] = '\0';
 		rc = reserve_slot(n, &slot);
 		if (rc) {
 			send_error(c->fd, rc, "the node's client table is full");
 			conn_close(c);
 			return;
 		}
-		int code = pool__code_for(n, (pid_t)pid, exe_s, cwd_s);
+		int code = pool__code_for(n, (pid_t)pid, exe_s, cwd_s, cp_s);
 		if (code < 0) {
 			send_error(c->fd, code, "cannot record the driver's program");
 			conn_close(c);

@@ -38,7 +38,9 @@ struct conn {
 struct code {
 	bool used;
 	char *exe, *cwd;
+	char *code_path;         /* libraries with remote functions, ':'-separated, or "" */
 	char **env;              /* NULL-terminated, PRISM_* entries removed */
+	char **argv;             /* the driver's command line, NULL-terminated */
 	uint32_t drivers;        /* attached drivers running it */
 	uint32_t workers;        /* worker processes alive (starting or attached) */
 	uint32_t starting;       /* spawned, not attached yet */
@@ -98,7 +100,8 @@ int node__attach_rings(struct sched_node *n, uint32_t slot);
 int pool__spawn(struct sched_node *n, int code);
 void pool__ensure(struct sched_node *n, int code);
 void pool__reap_idle(struct sched_node *n);
-int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd);
+int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd,
+		   const char *code_path);
 void pool__code_release(struct sched_node *n, int code);
 void pool__free_codes(struct sched_node *n);
 bool pool__can_start(struct sched_node *n, int code);

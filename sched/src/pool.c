@@ -39,12 +39,14 @@ static void free_env(char **env)
 	prism_free(env);
 }
 
-/* The driver's environment from /proc/PID/environ, without PRISM_* variables (the
- * worker gets its own).  NULL on failure, and the worker then gets the daemon's. */
-static char **read_environ(pid_t pid)
+/* A NUL-separated list from /proc/PID/<what> (environ, cmdline) as a NULL-terminated
+ * array; for environ without PRISM_* variables (the worker gets its own).  NULL on
+ * failure. */
+static char **read_proc_list(pid_t pid, const char *what)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	bool is_env = strcmp(what, "environ") == 0;
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
@@ -64,7 +66,8 @@ static char **read_environ(pid_t pid)
 	char **env = prism_calloc(count + 1, sizeof(*env));
 	size_t k = 0;
 	for (size_t i = 0; env && i < len; i += strlen(buf + i) + 1) {
-		if (strncmp(buf + i, "PRISM_", 6) == 0 && strncmp(buf + i, "PRISM_LOG", 9) != 0)
+		if (is_env && strncmp(buf + i, "PRISM_", 6) == 0 &&
+		    strncmp(buf + i, "PRISM_LOG", 9) != 0)
 			continue;
 		env[k] = prism_strdup(buf + i);
 		if (!env[k]) {
@@ -78,12 +81,16 @@ static char **read_environ(pid_t pid)
 	return env;
 }
 
-int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd)
+int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd,
+		   const char *code_path)
 {
 	int free_idx = -1;
 	for (int i = 0; i < (int)NODE_MAX_CODES; i++) {
-		struct code *c = &n->codes[i];
-		if (c->used && strcmp(c->exe, exe) == 0 && strcmp(c->cwd, cwd) == 0) {
+		struct code *c =
+			&n->codes[i]; /* One program: the same executable, directory and code path (a different
+		 * code path means different functions in the workers). */
+		if (c->used && strcmp(c->exe, exe) == 0 && strcmp(c->cwd, cwd) == 0 &&
+		    strcmp(c->code_path, code_path) == 0) {
 			if (c->start_failures >= MAX_START_FAILURES)
 				c->start_failures = 0; /* a new driver gets a fresh chance */
 			return i;
@@ -97,11 +104,17 @@ int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, cons
 	memset(c, 0, sizeof(*c));
 	c->exe = prism_strdup(exe);
 	c->cwd = prism_strdup(cwd);
-	c->env = read_environ(driver_pid);
-	if (!c->exe || !c->cwd) {
+	c->code_path = prism_strdup(code_path);
+	c->env = read_proc_list(driver_pid, "environ");
+	/* The driver's own arguments, so main() runs in a worker as it did in the driver
+	 * until prism_init() (a main that checks argc first would fail otherwise). */
+	c->argv = read_proc_list(driver_pid, "cmdline");
+	if (!c->exe || !c->cwd || !c->code_path) {
 		prism_free(c->exe);
 		prism_free(c->cwd);
+		prism_free(c->code_path);
 		free_env(c->env);
+		free_env(c->argv);
 		return -ENOMEM;
 	}
 	c->used = true;
@@ -123,7 +136,9 @@ void pool__free_codes(struct sched_node *n)
 			continue;
 		prism_free(c->exe);
 		prism_free(c->cwd);
+		prism_free(c->code_path);
 		free_env(c->env);
+		free_env(c->argv);
 		memset(c, 0, sizeof(*c));
 	}
 }
@@ -180,14 +195,14 @@ static void on_worker_exit(prism_loop_pid *w, int status, const prism_loop_exit 
 
 /* envp for a worker: the driver's environment and the worker's own variables. */
 static char **worker_env(struct sched_node *n, struct code *c, uint32_t slot, uint32_t gen,
-			 char vars[4][256])
+			 char vars[4][256], char *code_var)
 {
 	extern char **environ;
 	char **base = c->env ? c->env : environ;
 	size_t count = 0;
 	while (base[count])
 		count++;
-	char **env = prism_calloc(count + 5, sizeof(*env));
+	char **env = prism_calloc(count + 6, sizeof(*env));
 	if (!env)
 		return NULL;
 	size_t k = 0;
@@ -201,6 +216,8 @@ static char **worker_env(struct sched_node *n, struct code *c, uint32_t slot, ui
 	snprintf(vars[3], 256, "PRISM_ADDRESS=%s", n->socket_path);
 	for (int i = 0; i < 4; i++)
 		env[k++] = vars[i];
+	if (*c->code_path)
+		env[k++] = code_var;
 	env[k] = NULL;
 	return env;
 }
@@ -222,16 +239,18 @@ int pool__spawn(struct sched_node *n, int code)
 	sc->generation++;
 	sc->kind = SCHED_KIND_WORKER;
 	sc->tasks_run = sc->tasks_failed = 0;
-	char vars[4][256];
-	char **env = worker_env(n, c, slot, sc->generation, vars);
+	char vars[4][256], code_var[4200];
+	snprintf(code_var, sizeof(code_var), "PRISM_CODE_PATH=%s", c->code_path);
+	char **env = worker_env(n, c, slot, sc->generation, vars, code_var);
 	if (!env)
 		return -ENOMEM;
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addchdir_np(&fa, c->cwd);
-	char *argv[] = {c->exe, NULL};
+	char *plain[] = {c->exe, NULL};
 	pid_t pid;
-	int rc = posix_spawn(&pid, c->exe, &fa, NULL, argv, env);
+	int rc = posix_spawn(&pid, c->exe, &fa, NULL, c->argv && c->argv[0] ? c->argv : plain,
+			     env);
 	posix_spawn_file_actions_destroy(&fa);
 	prism_free(env);
 	if (rc != 0) {
@@ -290,7 +309,9 @@ void pool__reap_idle(struct sched_node *n)
 		if (c->workers == 0) {
 			prism_free(c->exe);
 			prism_free(c->cwd);
+			prism_free(c->code_path);
 			free_env(c->env);
+			free_env(c->argv);
 			memset(c, 0, sizeof(*c));
 			continue;
 		}

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
+#include "base/clock.h"
 #include "helpers.h"
 
 /* 16 KiB of arena: sixteen 1000-byte objects (1,024-byte blocks) fill it exactly. */
@@ -216,4 +217,31 @@ Test(evict, a_table_larger_than_the_scan_window_samples_and_still_reports_full)
 	cr_assert_eq(objstore_verify(o2), 0);
 	objstore_detach(o2);
 	region_free(&r2);
+}
+
+Test(evict, a_full_store_of_pinned_objects_answers_at_once)
+{
+	/* Fill the table with pinned objects: every further create must fail fast with
+	 * PRISM_E_STORE_FULL, without scanning the table each time (it did, and 100,000
+	 * failing puts took minutes); once one object is unpinned, it is evicted at once. */
+	struct region big = region_new(64u << 20, 4096);
+	objstore *s = attach(&big, 0);
+	uint32_t n = 0;
+	void *w;
+	while (objstore_create(s, test_id(100000 + n), 8, &w) == 0) {
+		cr_assert_eq(objstore_seal(s, test_id(100000 + n)), 0);
+		n++;
+	}
+	cr_assert_eq(n, 4096, "the table holds max_objects");
+	uint64_t t0 = prism_now_ns();
+	for (int i = 0; i < 100000; i++)
+		cr_assert_eq(objstore_create(s, test_id(900000 + i), 8, &w),
+			     PRISM_E_STORE_FULL);
+	double per = (double)(prism_now_ns() - t0) / 100000.0;
+	cr_log_info("a refused create costs %.0f ns with a full table", per);
+	cr_assert_eq(objstore_release(s, test_id(100000 + 7)), 0);
+	cr_assert_eq(objstore_create(s, test_id(5), 8, &w), 0, "the unpinned one makes room");
+	cr_assert_not(objstore_contains(s, test_id(100000 + 7)));
+	objstore_detach(s);
+	region_free(&big);
 }
