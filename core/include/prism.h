@@ -199,6 +199,18 @@ typedef struct prism_call_opts {
 PRISM_API int prism_submit(const char *fn, const prism_value *args, size_t nargs,
 			   const prism_call_opts *opts, prism_ref *out);
 
+/* A resolved remote function: a handle to submit by without a lookup by name.  Valid for
+ * the life of the process. */
+typedef struct prism_function prism_function;
+
+/* The handle of the function registered as `name`, or NULL (prism_last_error() says
+ * why). */
+PRISM_API const prism_function *prism_function_get(const char *name);
+
+/* prism_submit() by handle. */
+PRISM_API int prism_submit_fn(const prism_function *fn, const prism_value *args, size_t nargs,
+			      const prism_call_opts *opts, prism_ref *out);
+
 /* Wait for a ref's value, up to timeout_ns (< 0: forever).  On success *data and *len give
  * the bytes, valid until the ref is released (store objects are not copied).  Errors:
  * PRISM_E_TIMEOUT; PRISM_E_TASK_FAILED, with *data and *len holding "function: message";

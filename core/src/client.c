@@ -478,12 +478,20 @@ int rt_attach(const char *path, int kind, uint32_t wslot, uint32_t wgen)
 	h.len = (uint32_t)len;
 	size_t flen;
 	if (rc == 0)
-		rc = prism_wire_encode(buf, sizeof(buf), &h, p, &flen);
+		rc = prism_wire_encode(
+			buf, sizeof(buf), &h, p,
+			&flen); /* A node that refuses us (another uid) answers and closes before reading our
+	 * request, so the send can fail while its reason waits in our socket: read the
+	 * reply either way. */
 	if (rc == 0 && send(rt.sock, buf, flen, MSG_NOSIGNAL) != (ssize_t)flen)
 		rc = PRISM_E_PIPE;
 	const uint8_t *payload;
-	if (rc == 0)
+	if (rc == 0 || rc == PRISM_E_PIPE) {
+		int sent = rc;
 		rc = recv_frame(rt.sock, buf, sizeof(buf), &h, &payload, &segfd);
+		if (rc == 0 && sent && h.type != SCHED_W_ERROR)
+			rc = sent;
+	}
 	if (rc == 0 && h.type == SCHED_W_ERROR)
 		rc = refused(payload, h.len);
 	else if (rc == 0 && (h.type != SCHED_W_ATTACH_OK || segfd < 0))

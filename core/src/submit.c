@@ -533,25 +533,44 @@ oom:
 
 /* ---- public: submit ---------------------------------------------------------------------- */
 
+const prism_function *prism_function_get(const char *name)
+{
+	const struct rt_fn *fn = name ? rt_fn_by_name(name) : NULL;
+	if (!fn)
+		rt_set_error("no function named '%s' is registered (PRISM_REMOTE)",
+			     name ? name : "(null)");
+	return (const prism_function *)fn;
+}
+
 int prism_submit(const char *name, const prism_value *args, size_t nargs,
 		 const prism_call_opts *opts, prism_ref *out)
 {
+	if (!name) {
+		rt_set_error("prism_submit: fn must not be NULL");
+		return -EINVAL;
+	}
+	const prism_function *fn = prism_function_get(name);
+	if (!fn)
+		return PRISM_E_UNKNOWN_FUNCTION;
+	return prism_submit_fn(fn, args, nargs, opts, out);
+}
+
+int prism_submit_fn(const prism_function *handle, const prism_value *args, size_t nargs,
+		    const prism_call_opts *opts, prism_ref *out)
+{
 	prism_call_opts o = {0};
+	const struct rt_fn *fn = (const struct rt_fn *)handle;
 	if (opts)
 		o = *opts;
 	if (!rt.up) {
 		rt_set_error("prism_init() has not been called");
 		return PRISM_E_CLOSED;
 	}
-	if (!name || !out || (nargs && !args)) {
+	if (!fn || !out || (nargs && !args)) {
 		rt_set_error("prism_submit: fn, out and args must not be NULL");
 		return -EINVAL;
 	}
-	const struct rt_fn *fn = rt_fn_by_name(name);
-	if (!fn) {
-		rt_set_error("no function named '%s' is registered (PRISM_REMOTE)", name);
-		return PRISM_E_UNKNOWN_FUNCTION;
-	}
+	const char *name = fn->name;
 	if (fn->nargs >= 0 && (size_t)fn->nargs != nargs) {
 		rt_set_error("'%s' takes %d arguments, the call passes %zu", name, fn->nargs,
 			     nargs);

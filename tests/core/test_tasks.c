@@ -316,3 +316,20 @@ Test(tasks, double_init_is_refused)
 {
 	cr_assert_eq(prism_init(NULL), -EALREADY);
 }
+
+Test(tasks, submit_by_handle)
+{
+	const prism_function *add_fn = prism_function_get("add");
+	cr_assert_not_null(add_fn);
+	cr_assert_null(prism_function_get("nope"));
+	cr_assert(strstr(prism_last_error(), "nope"));
+	int64_t a = 2, b = 3;
+	prism_value args[] = {prism_bytes(&a, 8), prism_bytes(&b, 8)};
+	prism_ref r;
+	cr_assert_eq(prism_submit_fn(add_fn, args, 2, NULL, &r), 0);
+	cr_assert_eq(get_i64(r), 5);
+	prism_ref_release(r);
+	cr_assert_eq(prism_submit_fn(add_fn, args, 1, NULL, &r), -EINVAL,
+		     "arity still checked");
+	cr_assert_eq(prism_submit_fn(NULL, args, 2, NULL, &r), -EINVAL);
+}
