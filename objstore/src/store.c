@@ -281,9 +281,13 @@ int objstore_give(objstore *os, prism_id id, uint32_t to_slot)
 	if (rc)
 		return rc;
 	rc = unpin_and_reap(os, idx);
-	if (rc)
+	if (rc) {
 		objstore__unpin(e, to_slot); /* the caller held no pin: undo */
-	return rc;
+		return rc;
+	}
+	/* The receiver owns it now: if it dies, the object goes with it. */
+	atomic_store_explicit(&e->owner, to_slot, memory_order_relaxed);
+	return 0;
 }
 
 bool objstore_contains(objstore *os, prism_id id)
@@ -305,6 +309,18 @@ bool objstore_contains(objstore *os, prism_id id)
 
 /* Delete sets DELETING before it reads the pins; release unpins before it reads the
  * state: one of the two sees the other, so the last pin never goes unnoticed. */
+/* Mark a SEALED entry DELETING: no new readers, freed now or by the last release. */
+static void delete_entry_locked(objstore *os, uint64_t idx)
+{
+	struct os_entry *e = &os->table[idx];
+	uint64_t odd = objstore__write_begin(e);
+	atomic_store_explicit(&e->state, OS_DELETING, memory_order_seq_cst);
+	if (objstore__pinned(e))
+		objstore__write_end(e, odd);
+	else
+		objstore__drop(os, idx, odd);
+}
+
 static int delete_locked(objstore *os, prism_id id)
 {
 	uint64_t idx, ins;
@@ -312,18 +328,12 @@ static int delete_locked(objstore *os, prism_id id)
 		objstore__find_locked(os, objstore__id_lo(id), objstore__id_hi(id), &idx, &ins);
 	if (rc)
 		return rc == PRISM_E_STORE_FULL ? -ENOENT : rc;
-	struct os_entry *e = &os->table[idx];
-	uint32_t st = atomic_load_explicit(&e->state, RELAXED);
+	uint32_t st = atomic_load_explicit(&os->table[idx].state, RELAXED);
 	if (st == OS_CREATED)
 		return PRISM_E_AGAIN;
 	if (st != OS_SEALED)
 		return -ENOENT;
-	uint64_t odd = objstore__write_begin(e);
-	atomic_store_explicit(&e->state, OS_DELETING, memory_order_seq_cst);
-	if (objstore__pinned(e))
-		objstore__write_end(e, odd);
-	else
-		objstore__drop(os, idx, odd);
+	delete_entry_locked(os, idx);
 	return 0;
 }
 
@@ -351,8 +361,11 @@ static void release_entry(objstore *os, uint64_t idx, uint32_t slot)
 	if ((had >> sh) & 0xff)
 		objstore__count_unpin(os->hdr, slot);
 	uint32_t st = atomic_load_explicit(&e->state, RELAXED);
-	if (st == OS_CREATED && atomic_load_explicit(&e->owner, RELAXED) == slot)
+	bool owned = atomic_load_explicit(&e->owner, RELAXED) == slot;
+	if (st == OS_CREATED && owned)
 		objstore__drop(os, idx, objstore__write_begin(e));
+	else if (st == OS_SEALED && owned)
+		delete_entry_locked(os, idx); /* its owner is gone: nobody can ask for it */
 	else
 		free_if_unpinned(os, idx);
 }

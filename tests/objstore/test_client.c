@@ -68,21 +68,35 @@ Test(client, drops_the_pins_of_that_slot_only)
 	objstore_detach(b);
 }
 
-Test(client, aborts_created_objects_and_keeps_sealed_ones)
+Test(client, aborts_created_objects_and_deletes_the_sealed_ones_it_owns)
 {
-	objstore *a = attach(&r, 5);
+	objstore *a = attach(&r, 5), *b = attach(&r, 6);
 	void *w;
+	const void *g;
+	size_t n;
 	cr_assert_eq(objstore_create(a, test_id(1), OBJ, &w), 0);
 	put(a, test_id(2), OBJ, false); /* sealed, creator pin held */
-	cr_assert_eq(objects(), 2);
+	put(a, test_id(3), OBJ, false);
+	cr_assert_eq(objstore_get(b, test_id(3), &g, &n), 0); /* a reader in slot 6 */
+	put(a, test_id(4), OBJ, false);
+	cr_assert_eq(objstore_give(a, test_id(4), 6), 0); /* handed over: slot 6 owns it */
+	cr_assert_eq(objects(), 4);
 	cr_assert_eq(objstore_release_client(daemon_os, 5), 0);
+	cr_assert_eq(objstore_seal(a, test_id(1)), -ENOENT, "CREATED: aborted");
+	cr_assert_not(objstore_contains(daemon_os, test_id(2)), "owned and unpinned: freed");
+	cr_assert_eq(objstore_get(b, test_id(3), &g, &n), -ENOENT,
+		     "owned: deleted, no new reads");
+	cr_assert(check_pattern(g, n, test_id(3)),
+		  "but the reader's bytes stay until it lets go");
+	cr_assert_eq(objstore_release(b, test_id(3)), 0);
+	cr_assert_not(objstore_contains(daemon_os, test_id(3)), "freed by the last release");
+	cr_assert(objstore_contains(daemon_os, test_id(4)),
+		  "given away: the new owner keeps it");
 	cr_assert_eq(objects(), 1);
-	cr_assert_eq(objstore_seal(a, test_id(1)), -ENOENT);
-	cr_assert(objstore_contains(daemon_os, test_id(2)));
-	cr_assert_eq(objstore_release(a, test_id(2)), PRISM_E_RELEASED);
-	flood(100);
-	cr_assert_not(objstore_contains(daemon_os, test_id(2)), "evictable now");
+	cr_assert_eq(objstore_release_client(daemon_os, 6), 0);
+	cr_assert_eq(objects(), 0, "and it goes with its new owner");
 	objstore_detach(a);
+	objstore_detach(b);
 }
 
 Test(client, frees_deleted_objects_whose_last_pin_it_held)

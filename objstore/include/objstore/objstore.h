@@ -26,8 +26,9 @@
  * daemon, unique among live processes.  Every entry holds one pin counter byte per slot
  * (64 bytes per entry), so a pin is one CAS on the counter word of the caller's slot, and
  * when a process dies the daemon calls objstore_release_client(slot): that drops exactly
- * the pins the dead process held and aborts its CREATED objects, even if it died in the
- * middle of a get.  A process may pin one object at most 255 times at once (the 256th get
+ * the pins the dead process held, aborts its CREATED objects and deletes the SEALED ones
+ * it owns, even if it died in the middle of a get.  The owner is the creator, or the
+ * slot objstore_give() handed the object to.  A process may pin one object at most 255 times at once (the 256th get
  * returns PRISM_E_RANGE).  The daemon must not reuse a slot before releasing it.
  *
  * Thread and process safety.  Every function may be called concurrently from any thread
@@ -162,15 +163,16 @@ int objstore_release(objstore *os, prism_id id);
 int objstore_delete(objstore *os, prism_id id);
 /* True when a sealed, undeleted object has this id.  Lock-free. */
 bool objstore_contains(objstore *os, prism_id id);
-/* Hand one of the caller's pins on a SEALED object to client slot to_slot: the object
- * is pinned for to_slot, then unpinned for the caller, so it is never unpinned in
- * between (a worker passes a large result to its owner this way).  The caller must hold
+/* Hand one of the caller's pins on a SEALED object, and its ownership, to client slot
+ * to_slot: the object is pinned for to_slot, then unpinned for the caller, so it is never
+ * unpinned in between (a worker passes a large result to its owner this way).  The caller must hold
  * a pin.  -EINVAL (not sealed, or a bad slot), PRISM_E_RELEASED (the caller held no pin),
  * PRISM_E_RANGE (to_slot's pin count is full). */
 int objstore_give(objstore *os, prism_id id, uint32_t to_slot);
 
-/* Daemon, when the process in client_slot died: drop every pin of that slot and abort the
- * slot's CREATED objects; deleted objects whose last pin this was are freed.  Costs one
+/* Daemon, when the process in client_slot died: drop every pin of that slot, abort the
+ * slot's CREATED objects and delete the SEALED objects it owns (freed at once, or by the
+ * last reader's release); deleted objects whose last pin this was are freed.  Costs one
  * pass over the table under the lock.  Errors: -EINVAL. */
 int objstore_release_client(objstore *os, uint32_t client_slot);
 
