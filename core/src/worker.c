@@ -153,6 +153,20 @@ static int done_reserve(size_t len)
 	return 0;
 }
 
+/* A completion of len bytes for task m in done_buf, header filled; NULL without memory. */
+static struct sched_done_msg *done_begin(const struct sched_task_msg *m, size_t len)
+{
+	if (done_reserve(len) != 0)
+		return NULL;
+	struct sched_done_msg *d = (struct sched_done_msg *)done_buf;
+	memset(d, 0, sizeof(*d));
+	d->h = (struct sched_msg){.len = (uint32_t)len,
+				  .type = SCHED_M_DONE,
+				  .nslots = (uint16_t)sched_msg_slots((uint32_t)len)};
+	d->task = m->task;
+	return d;
+}
+
 static bool submitter_alive(void)
 {
 	return atomic_load(&sched_client_at(rt.base, srv.submitter)->state) ==
@@ -185,14 +199,9 @@ static void send_failure(const struct sched_task_msg *m, int status, const char 
 	size_t mlen = n < 0 ? 0 : (size_t)n >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)n;
 	size_t len = sizeof(struct sched_done_msg) + sizeof(struct sched_arg) +
 		     sched_align8((uint32_t)mlen);
-	if (done_reserve(len) != 0)
+	struct sched_done_msg *d = done_begin(m, len);
+	if (!d)
 		return;
-	struct sched_done_msg *d = (struct sched_done_msg *)done_buf;
-	memset(d, 0, sizeof(*d));
-	d->h = (struct sched_msg){.len = (uint32_t)len,
-				  .type = SCHED_M_DONE,
-				  .nslots = (uint16_t)sched_msg_slots((uint32_t)len)};
-	d->task = m->task;
 	d->status = status < 0 ? status : PRISM_E_TASK_FAILED;
 	d->nreturns = 1;
 	struct sched_arg *a = (struct sched_arg *)(d + 1);
@@ -302,16 +311,11 @@ static void run_task(const struct sched_task_msg *m)
 			     fn->name, len);
 		goto out;
 	}
-	if (done_reserve(len) != 0) {
+	struct sched_done_msg *d = done_begin(m, len);
+	if (!d) {
 		send_failure(m, -ENOMEM, "%s: no memory for its results", fn->name);
 		goto out;
 	}
-	struct sched_done_msg *d = (struct sched_done_msg *)done_buf;
-	memset(d, 0, sizeof(*d));
-	d->h = (struct sched_msg){.len = (uint32_t)len,
-				  .type = SCHED_M_DONE,
-				  .nslots = (uint16_t)sched_msg_slots((uint32_t)len)};
-	d->task = m->task;
 	d->nreturns = (uint8_t)ctx.nreturns;
 	d->run_ns = ran;
 	uint8_t *p = (uint8_t *)(d + 1);

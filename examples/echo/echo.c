@@ -32,7 +32,8 @@ PRISM_REMOTE_ARITY(ohce, 1);
 static int check(int rc, const char *what)
 {
 	if (rc < 0) {
-		fprintf(stderr, "echo: %s: %s (%s)\n", what, prism_strerror(rc), prism_last_error());
+		fprintf(stderr, "echo: %s: %s (%s)\n", what, prism_strerror(rc),
+			prism_last_error());
 		exit(1);
 	}
 	return rc;

@@ -83,8 +83,9 @@ int main(int argc, char **argv)
 		size_t len;
 		rc = prism_get(refs[i], -1, &v, &len);
 		if (rc) {
-			fprintf(stderr, "get: %s\n", rc == PRISM_E_TASK_FAILED ? (const char *)v
-									      : prism_strerror(rc));
+			fprintf(stderr, "get: %s\n",
+				rc == PRISM_E_TASK_FAILED ? (const char *)v
+							  : prism_strerror(rc));
 			return 1;
 		}
 		remote += *(const int64_t *)v;
@@ -95,7 +96,7 @@ int main(int argc, char **argv)
 	prism_shutdown();
 	printf("primes below %lld: %lld in the driver (%.2f s), %lld as %lld tasks (%.2f s): "
 	       "speed-up %.2fx\n",
-	       (long long)(n * CHUNK), (long long)local, t_local, (long long)remote, (long long)n,
-	       t_remote, t_local / t_remote);
+	       (long long)(n * CHUNK), (long long)local, t_local, (long long)remote,
+	       (long long)n, t_remote, t_local / t_remote);
 	return local == remote ? 0 : 1;
 }

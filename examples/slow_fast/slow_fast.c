@@ -82,7 +82,8 @@ int main(void)
 		sum += *(const int *)v;
 		prism_ref_release(f[i]);
 	}
-	printf("all %d fast results after %6.1f ms (sum %ld); slow calls done by then: %d of %d\n",
+	printf("all %d fast results after %6.1f ms (sum %ld); slow calls done by then: %d of "
+	       "%d\n",
 	       NFAST, t_fast, sum, slow_ready, NSLOW);
 	check(prism_wait(s, NSLOW, NSLOW, -1, NULL), "wait slow");
 	printf("both slow results after   %6.1f ms\n", now_ms() - t0);

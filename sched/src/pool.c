@@ -81,6 +81,16 @@ static char **read_proc_list(pid_t pid, const char *what)
 	return env;
 }
 
+static void code_free(struct code *c)
+{
+	prism_free(c->exe);
+	prism_free(c->cwd);
+	prism_free(c->code_path);
+	free_env(c->env);
+	free_env(c->argv);
+	memset(c, 0, sizeof(*c));
+}
+
 int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd,
 		   const char *code_path)
 {
@@ -110,11 +120,7 @@ int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, cons
 	 * until prism_init() (a main that checks argc first would fail otherwise). */
 	c->argv = read_proc_list(driver_pid, "cmdline");
 	if (!c->exe || !c->cwd || !c->code_path) {
-		prism_free(c->exe);
-		prism_free(c->cwd);
-		prism_free(c->code_path);
-		free_env(c->env);
-		free_env(c->argv);
+		code_free(c);
 		return -ENOMEM;
 	}
 	c->used = true;
@@ -134,12 +140,7 @@ void pool__free_codes(struct sched_node *n)
 		struct code *c = &n->codes[i];
 		if (!c->used)
 			continue;
-		prism_free(c->exe);
-		prism_free(c->cwd);
-		prism_free(c->code_path);
-		free_env(c->env);
-		free_env(c->argv);
-		memset(c, 0, sizeof(*c));
+		code_free(c);
 	}
 }
 
@@ -307,12 +308,7 @@ void pool__reap_idle(struct sched_node *n)
 		if (!c->used || c->drivers || now - c->no_driver_since < n->o.idle_worker_ns)
 			continue;
 		if (c->workers == 0) {
-			prism_free(c->exe);
-			prism_free(c->cwd);
-			prism_free(c->code_path);
-			free_env(c->env);
-			free_env(c->argv);
-			memset(c, 0, sizeof(*c));
+			code_free(c);
 			continue;
 		}
 		for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {

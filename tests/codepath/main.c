@@ -47,8 +47,9 @@ int main(int argc, char **argv)
 		size_t n = 0;
 		if (rc == 0)
 			rc = prism_get(r, 30 * 1000000000ll, &v, &n);
-		CHECK(rc == 0 && n == 8 && *(const int64_t *)v == 42, "triple(14) = 42 (rc %d: %.*s)",
-		      rc, rc == PRISM_E_TASK_FAILED ? (int)n : 0, rc ? (const char *)v : "");
+		CHECK(rc == 0 && n == 8 && *(const int64_t *)v == 42,
+		      "triple(14) = 42 (rc %d: %.*s)", rc,
+		      rc == PRISM_E_TASK_FAILED ? (int)n : 0, rc ? (const char *)v : "");
 		prism_shutdown();
 	}
 	printf("%d passed, %d failed\n", pass, fail);

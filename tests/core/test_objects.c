@@ -138,7 +138,8 @@ Test(objects, a_full_store_says_so_and_released_refs_free_it)
 	int rc = 0;
 	while (count < MAX && (rc = prism_put(b, n, &held[count])) == 0)
 		count++;
-	cr_assert_eq(rc, PRISM_E_STORE_FULL, "got %s after %zu objects", prism_strerror(rc), count);
+	cr_assert_eq(rc, PRISM_E_STORE_FULL, "got %s after %zu objects", prism_strerror(rc),
+		     count);
 	cr_assert_gt(count, 8, "a 64 MiB store holds several 4 MiB objects");
 	cr_assert(strstr(prism_last_error(), "object store"), "%s", prism_last_error());
 	/* A task result that does not fit becomes an error object, the worker lives on. */
@@ -148,7 +149,8 @@ Test(objects, a_full_store_says_so_and_released_refs_free_it)
 	cr_assert_eq(prism_submit("make_blob", &ba, 1, NULL, &r), 0);
 	const void *v;
 	size_t len;
-	cr_assert_eq(prism_get(r, 30 * (int64_t)PRISM_NS_PER_SEC, &v, &len), PRISM_E_TASK_FAILED);
+	cr_assert_eq(prism_get(r, 30 * (int64_t)PRISM_NS_PER_SEC, &v, &len),
+		     PRISM_E_TASK_FAILED);
 	cr_log_info("the failed result says: %s", (const char *)v);
 	prism_ref_release(r);
 	for (size_t i = 0; i < count; i++)

@@ -38,7 +38,8 @@ __attribute__((constructor(200))) static void other_uid_client(void)
 	if (rc == 0)
 		_exit(21); /* let in: the bug this test is for */
 	if (rc != -EACCES) {
-		fprintf(stderr, "other-uid client: %s (%s)\n", prism_strerror(rc), prism_last_error());
+		fprintf(stderr, "other-uid client: %s (%s)\n", prism_strerror(rc),
+			prism_last_error());
 		_exit(22);
 	}
 	_exit(strstr(prism_last_error(), "another user") ? 0 : 23);
