@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/sock.h"
 #include "base/wire.h"
 #include "common.h"
 #include "sched/node.h"
@@ -29,23 +29,16 @@ int tool_address(const char *given, char *path, size_t len)
 
 int tool_request(const char *path, uint16_t type, char *buf, size_t len)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	uint8_t frame[PRISM_WIRE_HDR_SIZE + SCHED_WIRE_MAX_PAYLOAD];
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = prism_unix_connect(path);
 	if (s < 0)
-		return -errno;
+		return s;
 	struct timeval tv = {10, 0};
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	int rc = 0;
 	size_t flen = 0;
 	prism_wire_hdr h = {.type = type};
-	if (connect(s, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = prism_wire_encode(frame, sizeof(frame), &h, NULL, &flen);
+	rc = prism_wire_encode(frame, sizeof(frame), &h, NULL, &flen);
 	if (rc == 0 && send(s, frame, flen, MSG_NOSIGNAL) != (ssize_t)flen)
 		rc = PRISM_E_PIPE;
 	size_t have = 0;

@@ -25,13 +25,13 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sock.h"
 #include "base/wire.h"
 #include "rt.h"
 #include "sched/node.h"
@@ -416,23 +416,6 @@ fail:
 	return rc;
 }
 
-static int connect_node(const char *path)
-{
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	if (connect(s, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-		int rc = -errno;
-		close(s);
-		return rc;
-	}
-	return s;
-}
-
 static int refused(const uint8_t *p, uint32_t len)
 {
 	prism_wire_reader r;
@@ -456,7 +439,7 @@ int rt_attach(const char *path, int kind, uint32_t wslot, uint32_t wgen)
 			return -errno;
 		exe[n] = '\0';
 	}
-	rt.sock = connect_node(path);
+	rt.sock = prism_unix_connect(path);
 	if (rt.sock < 0) {
 		rc = rt.sock;
 		rt_set_error("cannot reach a node at %s: %s", path, prism_strerror(rc));
@@ -648,6 +631,13 @@ static int start_embedded_node(const prism_opts *o, char *path, size_t len)
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) != 0)
 		return -errno;
+	/* The node inherits the write end (and only that): it writes one byte when it
+	 * listens.  prism is used from one thread, so no other fork can catch it open. */
+	if (fcntl(pipefd[1], F_SETFD, 0) != 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -errno;
+	}
 	char v_node[PATH_MAX + 32], v_fd[64], v_workers[64], v_store[64], v_spin[64];
 	snprintf(v_node, sizeof(v_node), "PRISM_EMBEDDED_NODE=%s", path);
 	snprintf(v_fd, sizeof(v_fd), "PRISM_NODE_READY_FD=%d", pipefd[1]);
@@ -667,25 +657,16 @@ static int start_embedded_node(const prism_opts *o, char *path, size_t len)
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < ne; i++)
-		if (strncmp(environ[i], "PRISM_", 6) != 0 ||
-		    strncmp(environ[i], "PRISM_LOG", 9) == 0)
+		if (sched_env_inherited(environ[i]))
 			env[k++] = environ[i];
 	env[k++] = v_node;
 	env[k++] = v_fd;
 	env[k++] = v_workers;
 	env[k++] = v_store;
 	env[k++] = v_spin;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	/* The child keeps the pipe's write end across exec: clear its close-on-exec by
-	 * duplicating it onto itself (dup2 to the same fd does not; an adddup2 to a
-	 * fresh number does, so use the spawn's own fd table). */
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], pipefd[1] + 100);
-	snprintf(v_fd, sizeof(v_fd), "PRISM_NODE_READY_FD=%d", pipefd[1] + 100);
 	char *argv[] = {exe, NULL};
 	pid_t pid;
-	rc = posix_spawn(&pid, exe, &fa, NULL, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
+	rc = posix_spawn(&pid, exe, NULL, NULL, argv, env);
 	prism_free(env);
 	close(pipefd[1]);
 	if (rc != 0) {

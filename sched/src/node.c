@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/sock.h"
 #include "base/wire.h"
 #include "node_int.h"
 
@@ -452,12 +453,10 @@ static int listen_on(struct sched_node *n)
 		return -errno;
 	/* A socket file left by a daemon that died is in the way; one that answers is a
 	 * live daemon, and taking its path would orphan it. */
-	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int probe = prism_unix_connect(n->socket_path);
 	if (probe >= 0) {
-		int live = connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0;
 		close(probe);
-		if (live)
-			return -EADDRINUSE;
+		return -EADDRINUSE;
 	}
 	unlink(n->socket_path);
 	if (bind(n->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||

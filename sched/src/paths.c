@@ -1,6 +1,8 @@
 /* paths.c — where node sockets live; see sched/node.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,4 +33,9 @@ int sched_default_socket(char *path, size_t len)
 		return rc;
 	int n = snprintf(path, len, "%s/node.sock", dir);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+bool sched_env_inherited(const char *var)
+{
+	return strncmp(var, "PRISM_", 6) != 0 || strncmp(var, "PRISM_LOG", 9) == 0;
 }

@@ -66,8 +66,7 @@ static char **read_proc_list(pid_t pid, const char *what)
 	char **env = prism_calloc(count + 1, sizeof(*env));
 	size_t k = 0;
 	for (size_t i = 0; env && i < len; i += strlen(buf + i) + 1) {
-		if (is_env && strncmp(buf + i, "PRISM_", 6) == 0 &&
-		    strncmp(buf + i, "PRISM_LOG", 9) != 0)
+		if (is_env && !sched_env_inherited(buf + i))
 			continue;
 		env[k] = prism_strdup(buf + i);
 		if (!env[k]) {
@@ -208,8 +207,7 @@ static char **worker_env(struct sched_node *n, struct code *c, uint32_t slot, ui
 		return NULL;
 	size_t k = 0;
 	for (size_t i = 0; i < count; i++)
-		if (c->env || strncmp(base[i], "PRISM_", 6) != 0 ||
-		    strncmp(base[i], "PRISM_LOG", 9) == 0)
+		if (c->env || sched_env_inherited(base[i]))
 			env[k++] = base[i];
 	snprintf(vars[0], 256, "PRISM_WORKER=%u:%u", slot, gen);
 	snprintf(vars[1], 256, "PRISM_NODE_SOCKET=%s", n->socket_path);

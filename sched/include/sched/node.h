@@ -70,6 +70,11 @@ int sched_socket_dir(char *dir, size_t len);
 /* The socket `prism start` uses unless told otherwise: <socket dir>/node.sock. */
 int sched_default_socket(char *path, size_t len);
 
+/* Whether a variable of an inherited environment passes to a process prism starts (the
+ * embedded node, a worker): every PRISM_* variable is that process's own to set, except
+ * PRISM_LOG*, which follows the user. */
+bool sched_env_inherited(const char *var);
+
 /* The status report `prism status` prints, into buf (always NUL-terminated). */
 void sched_node_status(sched_node *node, char *buf, size_t len);
 
