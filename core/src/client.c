@@ -143,11 +143,14 @@ int rt_send_ctl(uint16_t type, uint32_t a, uint32_t b, uint64_t req_id)
 
 void rt_rebuild_waitset(void)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, a = 0;
 	rt.waitset[n++] = rt.down;
-	for (uint32_t i = 0; i < SCHED_MAX_LEASES; i++)
-		if (rt.leases[i].state == LEASE_ACTIVE)
-			rt.waitset[n++] = rt.leases[i].done;
+	for (uint32_t i = 0; i < SCHED_MAX_LEASES; i++) {
+		if (rt.leases[i].state != LEASE_ACTIVE)
+			continue;
+		rt.active[a++] = &rt.leases[i];
+		rt.waitset[n++] = rt.leases[i].done;
+	}
 	rt.nwait = n;
 }
 
@@ -326,12 +329,10 @@ size_t rt_poll_once(void)
 	while ((len = sched_msg_recv(rt.down, &u, sizeof(u))) > 0) {
 		on_ctl(&u.m);
 		n++;
-	}
-	/* Bounded per lease so a fast worker cannot keep us here forever. */
+	} /* Bounded per lease so a fast worker cannot keep us here forever. */
 	size_t done = 0;
-	for (uint32_t i = 0; i < SCHED_MAX_LEASES; i++)
-		if (rt.leases[i].state == LEASE_ACTIVE)
-			done += drain_done(&rt.leases[i], 256);
+	for (uint32_t i = 0; i < rt.nactive; i++)
+		done += drain_done(rt.active[i], 256);
 	/* Completions made room: tasks waiting here can go. */
 	if (done && rt_any_queued())
 		rt_flush_queued();
@@ -351,10 +352,18 @@ int rt_wait_and_poll(int64_t timeout_ns)
 
 void rt_leases_maintain(void)
 {
+	/* Called after every submit and get, so it costs one cycle-counter read until a
+	 * look is due: leases idle for LEASE_IDLE_NS need not go back sooner than a few
+	 * milliseconds late. */
+	uint64_t c = prism_cycles();
+	if (c < rt.next_maintain)
+		return;
+	rt.next_maintain = c + prism_ns_to_cycles(LEASE_IDLE_NS / 16);
 	uint64_t now = prism_now_ns();
-	for (uint32_t i = 0; i < SCHED_MAX_LEASES; i++) {
-		struct rt_lease *l = &rt.leases[i];
-		if (l->state != LEASE_ACTIVE || l->fl.count)
+	/* From the end: returning a lease compacts rt.active behind the cursor only. */
+	for (uint32_t i = rt.nactive; i-- > 0;) {
+		struct rt_lease *l = rt.active[i];
+		if (l->fl.count)
 			continue;
 		struct rt_shape *shape = rt_shape_of(l->cpu_milli);
 		if (shape && shape->queued.count)

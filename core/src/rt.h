@@ -127,9 +127,12 @@ struct rt {
 	uint64_t spin_ns;
 	uint32_t inline_max;
 	struct rt_lease leases[SCHED_MAX_LEASES];
-	uint32_t nactive;
-	/* Rings this process waits on (down + done rings of its leases), rebuilt when
-	 * leases come and go. */
+	uint32_t
+		nactive; /* The active leases, and the rings this process waits on (down + their done
+	 * rings), both rebuilt when leases come and go, so the per-task path never scans
+	 * the whole lease table. */
+	struct rt_lease *active[SCHED_MAX_LEASES];
+	uint64_t next_maintain; /* prism_cycles() at which idle leases are next looked at */
 	prism_ring *waitset[1 + SCHED_MAX_LEASES];
 	uint32_t nwait;
 	uint64_t next_req;

@@ -172,10 +172,9 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 static struct rt_lease *pick_lease(uint32_t cpu)
 {
 	struct rt_lease *best = NULL;
-	for (uint32_t i = 0; i < SCHED_MAX_LEASES && rt.nactive; i++) {
-		struct rt_lease *l = &rt.leases[i];
-		if (l->state == LEASE_ACTIVE && l->cpu_milli == cpu &&
-		    (!best || l->fl.count < best->fl.count))
+	for (uint32_t i = 0; i < rt.nactive; i++) {
+		struct rt_lease *l = rt.active[i];
+		if (l->cpu_milli == cpu && (!best || l->fl.count < best->fl.count))
 			best = l;
 	}
 	return best;
