@@ -47,6 +47,16 @@ static const prism_cfg_key schema[] = {
 	 .min = "0",
 	 .max = "4096",
 	 .help = "CPUs offered to tasks (0: those this process may use)"},
+	{.name = "num_gpus",
+	 .type = PRISM_CFG_INT,
+	 .def = "0",
+	 .min = "0",
+	 .max = "1024",
+	 .help = "GPUs offered to tasks that ask for them"},
+	{.name = "resources",
+	 .type = PRISM_CFG_STRING,
+	 .def = "",
+	 .help = "custom resources, name=amount,... (e.g. camera=1,arm=2)"},
 	{.name = "spin",
 	 .type = PRISM_CFG_DURATION,
 	 .def = "50us",
@@ -116,8 +126,21 @@ static int parse_args(int argc, char **argv, prism_cfg *cfg, const char **socket
 
 static int run(prism_cfg *cfg, const char *path)
 {
-	int64_t store, workers, maxw, cpus, spin;
+	int64_t store, workers, maxw, cpus, gpus, spin;
+	const char *res = NULL;
 	prism_cfg_get_int(cfg, "object_store_memory", &store);
+	prism_cfg_get_int(cfg, "num_gpus", &gpus);
+	prism_cfg_get_str(cfg, "resources", &res);
+	{
+		struct sched_res scratch[SCHED_MAX_RES];
+		uint32_t nscratch;
+		char err[256];
+		sched_res_defaults(scratch, &nscratch, 1, 0);
+		if (res && sched_res_parse(res, scratch, &nscratch, err, sizeof(err)) != 0) {
+			fprintf(stderr, "prismd: --resources: %s\n", err);
+			return 2;
+		}
+	}
 	prism_cfg_get_int(cfg, "num_workers", &workers);
 	prism_cfg_get_int(cfg, "max_workers", &maxw);
 	prism_cfg_get_int(cfg, "num_cpus", &cpus);
@@ -127,6 +150,8 @@ static int run(prism_cfg *cfg, const char *path)
 				    .num_workers = (uint32_t)workers,
 				    .max_workers = (uint32_t)maxw,
 				    .ncpus = (uint32_t)cpus,
+				    .num_gpus = (uint32_t)gpus,
+				    .resources = res && *res ? res : NULL,
 				    .spin_ns = (uint64_t)spin};
 	signal(SIGPIPE, SIG_IGN);
 	int rc = sched_node_create(&o, &node);

@@ -89,6 +89,11 @@ typedef struct prism_opts {
 	uint32_t num_workers;
 	/* Embedded node: object store size in bytes (0 = 256 MiB). */
 	uint64_t object_store_bytes;
+	/* Embedded node: GPUs it offers to tasks that ask for them (prism only counts
+	 * them; the task picks its device). */
+	uint32_t num_gpus;
+	/* Embedded node: custom resources, "name=amount,...", e.g. "camera=1,arm=2". */
+	const char *resources;
 	/* Shared libraries whose PRISM_REMOTE functions this program calls, separated by
 	 * ':' (also PRISM_CODE_PATH); loaded here and in every worker. */
 	const char *code_path;
@@ -182,12 +187,23 @@ static inline prism_value prism_refval(prism_ref ref)
 	return v;
 }
 
+/* An amount of a custom resource the node declares (prismd --resources, or
+ * prism_opts.resources for an embedded node).  CPUs and GPUs have their own fields. */
+typedef struct prism_resource {
+	const char
+		*name; /* e.g. "camera"; "CPU" and "GPU" are refused: use num_cpus/num_gpus */
+	double amount; /* > 0; fractions allowed (thousandths) */
+} prism_resource;
+
 typedef struct prism_call_opts {
 	uint32_t num_returns; /* 0 = 1; at most 16 */
 	double num_cpus;      /* CPUs the task holds while it runs; 0 = 1 */
 	double num_gpus;      /* GPUs; 0 = none */
 	int max_retries;      /* retries when its worker dies; 0 = default (3), -1 = none */
 	uint64_t deadline_ns; /* absolute CLOCK_MONOTONIC deadline; 0 = none */
+	/* Custom resources the task holds while it runs; read during the call only. */
+	const prism_resource *resources;
+	size_t nresources;
 } prism_call_opts;
 
 #define PRISM_MAX_RETURNS 16
@@ -195,7 +211,9 @@ typedef struct prism_call_opts {
 /* Submit a call of the function registered as `fn`.  Writes num_returns refs to out at
  * once; the task runs when its ref arguments are ready and a worker is free.  opts may
  * be NULL.  Errors: PRISM_E_UNKNOWN_FUNCTION, -EINVAL (argument count, options),
- * PRISM_E_INFEASIBLE (resources no node has), PRISM_E_CLOSED (not initialised). */
+ * PRISM_E_INFEASIBLE (resources the node does not have, or not that many: the message
+ * lists what it has), PRISM_E_CLOSED (not initialised).  Tasks of one resource shape
+ * queue apart from other shapes; at most 8 different shapes per process at once. */
 PRISM_API int prism_submit(const char *fn, const prism_value *args, size_t nargs,
 			   const prism_call_opts *opts, prism_ref *out);
 

@@ -121,16 +121,12 @@ void fl_free(struct inflight *f)
 
 /* ---- control messages ---------------------------------------------------------------------- */
 
-int rt_send_ctl(uint16_t type, uint32_t a, uint32_t b, uint64_t req_id)
+int rt_send_msg(const struct sched_msg *h)
 {
-	struct sched_ctl_msg m = {
-		.h = {.len = sizeof(m), .type = type, .nslots = 1, .req_id = req_id},
-		.a = a,
-		.b = b};
 	/* The daemon drains every up ring each loop iteration; a full one means it is
 	 * stalled, so wait for room rather than drop a control message. */
 	for (int i = 0;; i++) {
-		int rc = sched_msg_send(rt.up_ring, &m.h);
+		int rc = sched_msg_send(rt.up_ring, h);
 		if (rc != PRISM_E_FULL)
 			return rc;
 		if (i > 100000) {
@@ -139,6 +135,15 @@ int rt_send_ctl(uint16_t type, uint32_t a, uint32_t b, uint64_t req_id)
 		}
 		sched_yield();
 	}
+}
+
+int rt_send_ctl(uint16_t type, uint32_t a, uint32_t b, uint64_t req_id)
+{
+	struct sched_ctl_msg m = {
+		.h = {.len = sizeof(m), .type = type, .nslots = 1, .req_id = req_id},
+		.a = a,
+		.b = b};
+	return rt_send_msg(&m.h);
 }
 
 void rt_rebuild_waitset(void)
@@ -218,7 +223,7 @@ static void on_grant(const struct sched_ctl_msg *m)
 	l->gen = m->c;
 	l->worker = m->b;
 	l->worker_pid = m->code;
-	l->cpu_milli = m->d;
+	l->shape = m->d < RT_MAX_SHAPES ? m->d : 0;
 	l->idle_since = prism_now_ns();
 	rt.nactive++;
 	rt_rebuild_waitset();
@@ -365,8 +370,7 @@ void rt_leases_maintain(void)
 		struct rt_lease *l = rt.active[i];
 		if (l->fl.count)
 			continue;
-		struct rt_shape *shape = rt_shape_of(l->cpu_milli);
-		if (shape && shape->queued.count)
+		if (rt.shapes[l->shape].queued.count)
 			continue;
 		if (now - l->idle_since < LEASE_IDLE_NS)
 			continue;
@@ -554,6 +558,7 @@ void rt_detach(void)
 		fl_free(&rt.shapes[i].queued);
 		rt.shapes[i] = (struct rt_shape){0};
 	}
+	rt.last_shape_set = false;
 	prism_ring_destroy(rt.up_ring);
 	prism_ring_destroy(rt.down);
 	rt.up_ring = rt.down = NULL;
@@ -597,6 +602,7 @@ static void run_embedded_node(const char *path)
 		o.objstore_bytes = strtoull(v, NULL, 10);
 	if ((v = getenv("PRISM_SPIN_NS")))
 		o.spin_ns = strtoull(v, NULL, 10);
+	o.resources = getenv("PRISM_NODE_RESOURCES");
 	unsetenv("PRISM_EMBEDDED_NODE");
 	/* Die with the driver, and stop cleanly (workers killed) on SIGTERM. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -647,6 +653,23 @@ static int start_embedded_node(const prism_opts *o, char *path, size_t len)
 		close(pipefd[1]);
 		return -errno;
 	}
+	/* The node's resources, checked here so prism_init() can say what is wrong. */
+	char v_res[1024], err[256];
+	struct sched_res scratch[SCHED_MAX_RES];
+	uint32_t nscratch;
+	sched_res_defaults(scratch, &nscratch, 1, o->num_gpus);
+	int n_res = snprintf(v_res, sizeof(v_res), "PRISM_NODE_RESOURCES=GPU=%u%s%s",
+			     o->num_gpus, o->resources && *o->resources ? "," : "",
+			     o->resources ? o->resources : "");
+	if (n_res < 0 || (size_t)n_res >= sizeof(v_res)) {
+		rt_set_error("prism_opts.resources is too long");
+		return -ENAMETOOLONG;
+	}
+	if (o->resources &&
+	    (rc = sched_res_parse(o->resources, scratch, &nscratch, err, sizeof(err))) != 0) {
+		rt_set_error("prism_opts.resources: %s", err);
+		return rc;
+	}
 	char v_node[PATH_MAX + 32], v_fd[64], v_workers[64], v_store[64], v_spin[64];
 	snprintf(v_node, sizeof(v_node), "PRISM_EMBEDDED_NODE=%s", path);
 	snprintf(v_fd, sizeof(v_fd), "PRISM_NODE_READY_FD=%d", pipefd[1]);
@@ -658,7 +681,7 @@ static int start_embedded_node(const prism_opts *o, char *path, size_t len)
 	size_t ne = 0;
 	while (environ[ne])
 		ne++;
-	char **env = prism_calloc(ne + 6, sizeof(*env));
+	char **env = prism_calloc(ne + 7, sizeof(*env));
 	if (!env) {
 		close(pipefd[0]);
 		close(pipefd[1]);
@@ -673,6 +696,7 @@ static int start_embedded_node(const prism_opts *o, char *path, size_t len)
 	env[k++] = v_workers;
 	env[k++] = v_store;
 	env[k++] = v_spin;
+	env[k++] = v_res;
 	char *argv[] = {exe, NULL};
 	pid_t pid;
 	rc = posix_spawn(&pid, exe, NULL, NULL, argv, env);

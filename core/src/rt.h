@@ -93,7 +93,8 @@ struct inflight {
  * never wait behind another's. */
 #define RT_MAX_SHAPES 8
 struct rt_shape {
-	uint32_t cpu_milli; /* 0: unused */
+	bool used;
+	uint32_t milli[SCHED_MAX_RES]; /* amount of each node resource (hdr->res order) */
 	bool requested;
 	uint64_t req_id;
 	struct inflight queued;
@@ -101,7 +102,7 @@ struct rt_shape {
 
 struct rt_lease {
 	uint8_t state;
-	uint32_t cpu_milli;
+	uint32_t shape; /* index in rt.shapes */
 	uint32_t idx, gen, worker;
 	pid_t worker_pid;
 	prism_ring *spec, *done;
@@ -138,6 +139,9 @@ struct rt {
 	uint64_t next_req;
 	/* Tasks waiting for a lease, per resource shape, in submission order. */
 	struct rt_shape shapes[RT_MAX_SHAPES];
+	double last_cpus; /* the last CPU-only shape looked up, to skip the search */
+	uint32_t last_shape;
+	bool last_shape_set;
 	/* worker mode */
 	int serving; /* the lease this worker serves, or -1 */
 	bool in_task;
@@ -147,6 +151,7 @@ struct rt {
 
 extern struct rt rt;
 
+int rt_send_msg(const struct sched_msg *h);
 int rt_send_ctl(uint16_t type, uint32_t a, uint32_t b, uint64_t req_id);
 /* Handle what arrived: control messages and completions.  Returns how many. */
 size_t rt_poll_once(void);
@@ -180,7 +185,9 @@ void rt_flush_queued(void);
 /* Fail every queued task of a shape (NULL: of every shape). */
 void rt_fail_queued(struct rt_shape *shape, int code);
 struct rt_shape *rt_shape_by_req(uint64_t req_id);
-struct rt_shape *rt_shape_of(uint32_t cpu_milli);
+/* The shape for o's resources (added if new); -EINVAL/PRISM_E_INFEASIBLE with the
+ * error set when the node cannot have them, -ENOSPC when too many shapes are in use. */
+int rt_shape_for(const prism_call_opts *o, const char *what, uint32_t *shape);
 bool rt_any_queued(void);
 
 /* ---- worker.c ------------------------------------------------------------------------------- */

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "rt.h"
+#include "sched/node.h"
 
 #define DEFAULT_RETRIES 3
 /* Tasks in flight on one lease.  Short tasks are pipelined deep, so a worker never
@@ -73,7 +74,8 @@ struct dep {
 struct task_wait {
 	prism_id task;
 	const struct rt_fn *fn;
-	prism_call_opts o;
+	prism_call_opts o; /* resources already turned into shape */
+	uint32_t shape;
 	uint16_t nargs, pending;
 	prism_value *args;
 };
@@ -84,11 +86,6 @@ static struct obj *held(prism_id id)
 {
 	struct obj *o = obj_find(id);
 	return o && o->refs ? o : NULL;
-}
-
-static uint32_t cpu_milli(const prism_call_opts *o)
-{
-	return o->num_cpus > 0 ? (uint32_t)(o->num_cpus * 1000.0 + 0.5) : 1000;
 }
 
 static void fail_result(prism_id task, unsigned nret, const char *fmt, ...)
@@ -130,7 +127,8 @@ static size_t msg_size(const struct rarg *a, size_t nargs)
 }
 
 static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_fn *fn,
-		      const prism_call_opts *o, const struct rarg *a, size_t nargs)
+		      const prism_call_opts *o, uint32_t shape, const struct rarg *a,
+		      size_t nargs)
 {
 	struct sched_task_msg *m = (struct sched_task_msg *)buf;
 	uint32_t retries = o->max_retries < 0    ? 0
@@ -147,7 +145,7 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 	m->nreturns = (uint8_t)(o->num_returns ? o->num_returns : 1);
 	m->attempt = (retries & 0xffff) << 16; /* attempt 0 in the low half */
 	m->flags = 0;
-	m->cpu_milli = cpu_milli(o);
+	m->shape = shape;
 	uint8_t *p = buf + sizeof(*m);
 	for (size_t i = 0; i < nargs; i++) {
 		struct sched_arg *h = (struct sched_arg *)p;
@@ -169,29 +167,100 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 	}
 }
 
-static struct rt_lease *pick_lease(uint32_t cpu)
+static struct rt_lease *pick_lease(uint32_t shape)
 {
 	struct rt_lease *best = NULL;
 	for (uint32_t i = 0; i < rt.nactive; i++) {
 		struct rt_lease *l = rt.active[i];
-		if (l->cpu_milli == cpu && (!best || l->fl.count < best->fl.count))
+		if (l->shape == shape && (!best || l->fl.count < best->fl.count))
 			best = l;
 	}
 	return best;
 }
 
-struct rt_shape *rt_shape_of(uint32_t cpu)
+static int res_error(int code, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int res_error(int code, const char *what, const char *fmt, ...)
 {
-	struct rt_shape *free_slot = NULL;
-	for (int i = 0; i < RT_MAX_SHAPES; i++) {
-		if (rt.shapes[i].cpu_milli == cpu)
-			return &rt.shapes[i];
-		if (!rt.shapes[i].cpu_milli && !free_slot)
-			free_slot = &rt.shapes[i];
+	char msg[512], have[SCHED_MAX_RES * (SCHED_RES_NAME + 16)];
+	size_t off = 0;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (uint32_t r = 0; r < rt.hdr->nres && off < sizeof(have); r++)
+		off += (size_t)snprintf(have + off, sizeof(have) - off, "%s%s %g",
+					r ? ", " : "", rt.hdr->res[r].name,
+					(double)rt.hdr->res[r].total_milli / 1000.0);
+	rt_set_error("'%s' %s (the node has %s)", what, msg, have);
+	return code;
+}
+
+int rt_shape_for(const prism_call_opts *o, const char *what, uint32_t *out)
+{
+	uint64_t milli[SCHED_MAX_RES] = {0}, v;
+	/* The common case, CPUs only and the same as last time, in a few instructions. */
+	if (!o->nresources && o->num_gpus == 0 && o->num_cpus == rt.last_cpus &&
+	    rt.last_shape_set) {
+		*out = rt.last_shape;
+		return 0;
 	}
-	if (free_slot)
-		free_slot->cpu_milli = cpu;
-	return free_slot;
+	if (sched_res_amount_milli(o->num_cpus, &v) ||
+	    sched_res_amount_milli(o->num_gpus, &v) || (o->nresources && !o->resources))
+		return res_error(-EINVAL, what, "has bad resource options");
+	milli[SCHED_RES_CPU] = o->num_cpus > 0 ? (uint64_t)(o->num_cpus * 1000.0 + 0.5) : 1000;
+	milli[SCHED_RES_GPU] = (uint64_t)(o->num_gpus * 1000.0 + 0.5);
+	for (size_t i = 0; i < o->nresources; i++) {
+		const prism_resource *r = &o->resources[i];
+		if (!r->name || !r->name[0] || sched_res_amount_milli(r->amount, &v) ||
+		    r->amount <= 0)
+			return res_error(
+				-EINVAL, what,
+				"asks for resource %zu (%s) with a bad name or an amount "
+				"that is not > 0",
+				i, r->name ? r->name : "NULL");
+		int k = sched_res_find(rt.hdr->res, rt.hdr->nres, r->name, strlen(r->name));
+		if (k == (int)SCHED_RES_CPU || k == (int)SCHED_RES_GPU)
+			return res_error(-EINVAL, what,
+					 "names %s in resources; use num_cpus and num_gpus",
+					 r->name);
+		if (k < 0)
+			return res_error(PRISM_E_INFEASIBLE, what,
+					 "asks for resource '%s', which the node does not have",
+					 r->name);
+		milli[k] += v;
+	}
+	for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
+		if (milli[r] > (r < rt.hdr->nres ? rt.hdr->res[r].total_milli : 0))
+			return res_error(PRISM_E_INFEASIBLE, what, "asks for %g %s",
+					 (double)milli[r] / 1000.0, rt.hdr->res[r].name);
+	uint32_t key[SCHED_MAX_RES];
+	for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
+		key[r] = (uint32_t)milli[r];
+	int free_slot = -1, found = -1;
+	for (int i = 0; i < RT_MAX_SHAPES && found < 0; i++) {
+		if (rt.shapes[i].used && memcmp(rt.shapes[i].milli, key, sizeof(key)) == 0)
+			found = i;
+		else if (!rt.shapes[i].used && free_slot < 0)
+			free_slot = i;
+	}
+	if (found < 0) {
+		if (free_slot < 0)
+			return res_error(
+				-ENOSPC, what,
+				"needs a new resource shape, and %d are in use already",
+				RT_MAX_SHAPES);
+		found = free_slot;
+		rt.shapes[found].used = true;
+		memcpy(rt.shapes[found].milli, key, sizeof(key));
+	}
+	if (!o->nresources && o->num_gpus == 0) {
+		rt.last_cpus = o->num_cpus;
+		rt.last_shape = (uint32_t)found;
+		rt.last_shape_set = true;
+	}
+	*out = (uint32_t)found;
+	return 0;
 }
 
 struct rt_shape *rt_shape_by_req(uint64_t req_id)
@@ -215,7 +284,13 @@ static void request_lease(struct rt_shape *shape)
 	if (shape->requested)
 		return;
 	shape->req_id = ++rt.next_req;
-	if (rt_send_ctl(SCHED_M_LEASE_REQ, shape->cpu_milli, 0, shape->req_id) == 0)
+	struct sched_lease_req_msg q = {.h = {.len = sizeof(q),
+					      .type = SCHED_M_LEASE_REQ,
+					      .nslots = 1,
+					      .req_id = shape->req_id},
+					.shape = (uint32_t)(shape - rt.shapes)};
+	memcpy(q.milli, shape->milli, sizeof(q.milli));
+	if (rt_send_msg(&q.h) == 0)
 		shape->requested = true;
 }
 
@@ -223,7 +298,7 @@ static void request_lease(struct rt_shape *shape)
 static int try_send(const struct sched_task_msg *m, struct rt_shape *shape)
 {
 	for (;;) {
-		struct rt_lease *l = pick_lease(m->cpu_milli);
+		struct rt_lease *l = pick_lease(m->shape);
 		if (!l || l->fl.count >= depth_limit(m->fn)) {
 			request_lease(shape);
 			return PRISM_E_AGAIN;
@@ -247,12 +322,7 @@ static int try_send(const struct sched_task_msg *m, struct rt_shape *shape)
 
 static int dispatch(const struct sched_task_msg *m)
 {
-	struct rt_shape *shape = rt_shape_of(m->cpu_milli);
-	if (!shape) {
-		rt_set_error("more than %d different CPU amounts in use at once",
-			     RT_MAX_SHAPES);
-		return -ENOSPC;
-	}
+	struct rt_shape *shape = &rt.shapes[m->shape];
 	if (shape->queued.count == 0 && try_send(m, shape) == 0)
 		return 0;
 	int rc = fl_push(&shape->queued, m, m->h.len);
@@ -402,7 +472,7 @@ static void unresolve(const struct rarg *a, size_t n)
 
 /* Build and dispatch a task whose arguments are all resolved (or one failed). */
 static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *o,
-		  const prism_value *args, size_t nargs)
+		  uint32_t shape, const prism_value *args, size_t nargs)
 {
 	struct rarg stack_args[16], *ra = stack_args;
 	const char *failed = NULL;
@@ -435,7 +505,7 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 			rc = -ENOMEM;
 		}
 		if (rc == 0) {
-			msg_build(buf, len, task, fn, o, ra, nargs);
+			msg_build(buf, len, task, fn, o, shape, ra, nargs);
 			rc = dispatch((const struct sched_task_msg *)buf);
 			if (buf != stack_msg)
 				prism_free(buf);
@@ -452,7 +522,7 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 
 static void wait_finish(struct task_wait *t)
 {
-	int rc = launch(t->task, t->fn, &t->o, t->args, t->nargs);
+	int rc = launch(t->task, t->fn, &t->o, t->shape, t->args, t->nargs);
 	unsigned nret = t->o.num_returns ? t->o.num_returns : 1;
 	if (rc)
 		fail_result(t->task, nret, "%s: cannot be submitted: %s", t->fn->name,
@@ -482,7 +552,7 @@ static void notify(struct obj *o)
 }
 
 static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o,
-		 const prism_value *args, size_t nargs)
+		 uint32_t shape, const prism_value *args, size_t nargs)
 {
 	struct task_wait *t = prism_calloc(1, sizeof(*t));
 	if (!t)
@@ -495,6 +565,9 @@ static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o
 	t->task = task;
 	t->fn = fn;
 	t->o = *o;
+	t->o.resources = NULL; /* the caller's array; the shape holds what it said */
+	t->o.nresources = 0;
+	t->shape = shape;
 	t->nargs = (uint16_t)nargs;
 	t->pending = 1; /* held until every dependency is linked */
 	for (size_t i = 0; i < nargs; i++) {
@@ -580,12 +653,10 @@ int prism_submit_fn(const prism_function *handle, const prism_value *args, size_
 		rt_set_error("prism_submit: options out of range");
 		return -EINVAL;
 	}
-	if (cpu_milli(&o) > rt.hdr->ncpus * 1000u || o.num_gpus > 0) {
-		rt_set_error("'%s' asks for %.2f CPUs and %.2f GPUs; the node has %u CPUs and "
-			     "no GPUs",
-			     name, o.num_cpus ? o.num_cpus : 1.0, o.num_gpus, rt.hdr->ncpus);
-		return PRISM_E_INFEASIBLE;
-	}
+	uint32_t shape;
+	int src = rt_shape_for(&o, name, &shape);
+	if (src)
+		return src;
 	unsigned nret = o.num_returns ? o.num_returns : 1;
 	prism_id task = prism_id_new(PRISM_ID_TASK);
 	unsigned made;
@@ -610,8 +681,8 @@ int prism_submit_fn(const prism_function *handle, const prism_value *args, size_
 		}
 	}
 	if (rc == 0)
-		rc = pending ? defer(task, fn, &o, args, nargs)
-			     : launch(task, fn, &o, args, nargs);
+		rc = pending ? defer(task, fn, &o, shape, args, nargs)
+			     : launch(task, fn, &o, shape, args, nargs);
 	if (rc) {
 		for (unsigned i = 0; i < made; i++)
 			prism_ref_release(out[i]);
@@ -720,7 +791,7 @@ void rt_on_lease_lost(struct rt_lease *l)
 		}
 		fl_pop(&l->fl);
 	}
-	struct rt_shape *shape = rt_shape_of(l->cpu_milli);
+	struct rt_shape *shape = &rt.shapes[l->shape];
 	if (!shape) {
 		/* Cannot happen: the lease's shape has a slot as long as the lease lives. */
 		while (again.count) {

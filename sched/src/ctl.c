@@ -71,19 +71,35 @@ void ctl__flush_backlogs(struct sched_node *n)
 
 /* ---- leases ---------------------------------------------------------------------------- */
 
+/* Add (sign 1) or take back (-1) what lease l holds; a worker blocked in a get has
+ * lent its CPU back already (skip_cpu). */
+static void res_account(struct sched_node *n, uint32_t l, int sign, bool skip_cpu)
+{
+	for (uint32_t r = skip_cpu ? 1 : 0; r < SCHED_MAX_RES; r++)
+		n->res_used[r] += sign > 0 ? n->lease_res[l][r] : -n->lease_res[l][r];
+}
+
 static void lease_free(struct sched_node *n, uint32_t l)
 {
 	struct sched_lease *ls = sched_lease_at(n->base, l);
 	struct client_local *w = &n->cl[ls->worker];
 	if (w->lease == (int)l) {
-		if (!w->blocked)
-			n->cpu_used_milli -= ls->cpu_milli;
+		res_account(n, l, -1, w->blocked);
 		w->lease = -1;
 		w->blocked = false;
 	} else {
-		n->cpu_used_milli -= ls->cpu_milli;
+		res_account(n, l, -1, false);
 	}
+	memset(n->lease_res[l], 0, sizeof(n->lease_res[l]));
 	atomic_store(&ls->state, SCHED_LEASE_FREE);
+}
+
+static bool res_fit(const struct sched_node *n, const uint64_t *milli)
+{
+	for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
+		if (milli[r] && n->res_used[r] + milli[r] > n->hdr->res[r].total_milli)
+			return false;
+	return true;
 }
 
 static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_t worker)
@@ -111,13 +127,13 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 	ls->generation++;
 	ls->submitter = rq->client;
 	ls->worker = worker;
-	ls->cpu_milli = rq->cpu_milli;
-	ls->gpu_milli = rq->gpu_milli;
+	ls->shape = rq->shape;
 	atomic_store(&ls->busy, 0);
 	atomic_store(&ls->idle_since_ns, prism_now_ns());
 	atomic_store(&ls->state, SCHED_LEASE_GRANTED);
 	n->cl[worker].lease = (int)l;
-	n->cpu_used_milli += rq->cpu_milli;
+	memcpy(n->lease_res[l], rq->milli, sizeof(n->lease_res[l]));
+	res_account(n, l, 1, false);
 	n->leases_granted++;
 
 	struct sched_ctl_msg m;
@@ -131,7 +147,7 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 	m.a = l;
 	m.b = worker;
 	m.c = ls->generation;
-	m.d = rq->cpu_milli;
+	m.d = rq->shape;
 	m.code = n->cl[worker].pid;
 	ctl__send(n, rq->client, &m);
 	PRISM_LOG_D("ctl", "lease %u: client %u -> worker %u", l, rq->client, worker);
@@ -205,7 +221,7 @@ void ctl__dispatch(struct sched_node *n)
 			deny(n, rq, PRISM_E_INFEASIBLE);
 			continue;
 		}
-		bool fits = n->cpu_used_milli + rq->cpu_milli <= n->cpu_total_milli;
+		bool fits = res_fit(n, rq->milli);
 		int w = fits ? idle_worker(n, code) : -1;
 		if (w >= 0 && lease_grant(n, rq, (uint32_t)w) == 0)
 			continue;
@@ -217,7 +233,7 @@ void ctl__dispatch(struct sched_node *n)
 	uint32_t starved = 0;
 	for (int c = 0; c < (int)NODE_MAX_CODES; c++)
 		starved += wanted[c];
-	/* Requests that do not fit the CPUs: leases nobody uses might free them. */
+	/* Requests that do not fit the resources: leases nobody uses might free them. */
 	if (n->nreqs > starved)
 		reclaim_idle(n, n->nreqs - starved);
 	/* Start workers for requests that only lack one (a worker blocked in a nested get
@@ -235,16 +251,23 @@ typedef void (*ctl_handler)(struct sched_node *n, uint32_t slot, const struct sc
 
 static void on_lease_req(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
 {
-	PRISM_LOG_D("ctl", "client %u asks for a lease of %u mCPU (request %llu)", slot, m->a,
-		    (unsigned long long)m->h.req_id);
+	const struct sched_lease_req_msg *q = (const struct sched_lease_req_msg *)m;
 	struct lease_req rq = {.client = slot,
 			       .gen = node__client(n, slot)->generation,
 			       .req_id = m->h.req_id,
-			       .cpu_milli = m->a,
-			       .gpu_milli = m->b};
-	if (rq.cpu_milli > n->cpu_total_milli || rq.gpu_milli > 0) {
+			       .shape = q->shape};
+	bool feasible = true;
+	for (uint32_t r = 0; r < SCHED_MAX_RES; r++) {
+		rq.milli[r] = q->milli[r];
 		/* No resource of this node can ever meet it: say so now rather than wait
-		 * forever (GPUs arrive with the resource model of issue 7). */
+		 * forever. */
+		if (q->milli[r] &&
+		    (r >= n->hdr->nres || q->milli[r] > n->hdr->res[r].total_milli))
+			feasible = false;
+	}
+	PRISM_LOG_D("ctl", "client %u asks for a lease of %u mCPU %u mGPU (request %llu)", slot,
+		    q->milli[0], q->milli[1], (unsigned long long)m->h.req_id);
+	if (!feasible) {
 		deny(n, &rq, PRISM_E_INFEASIBLE);
 		return;
 	}
@@ -303,7 +326,7 @@ static void on_blocked(struct sched_node *n, uint32_t slot, const struct sched_c
 	if (w->kind != SCHED_KIND_WORKER || w->lease < 0 || w->blocked)
 		return;
 	w->blocked = true;
-	n->cpu_used_milli -= sched_lease_at(n->base, (uint32_t)w->lease)->cpu_milli;
+	n->res_used[SCHED_RES_CPU] -= n->lease_res[w->lease][SCHED_RES_CPU];
 	ctl__dispatch(n);
 }
 
@@ -315,7 +338,7 @@ static void on_unblocked(struct sched_node *n, uint32_t slot, const struct sched
 		return;
 	w->blocked = false;
 	/* May exceed the total for a while: the task resumes at once, as in Ray. */
-	n->cpu_used_milli += sched_lease_at(n->base, (uint32_t)w->lease)->cpu_milli;
+	n->res_used[SCHED_RES_CPU] += n->lease_res[w->lease][SCHED_RES_CPU];
 }
 
 static const ctl_handler handlers[] = {

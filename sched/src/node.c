@@ -35,12 +35,28 @@ static uint32_t cpus_allowed(void)
 	return n > 0 ? (uint32_t)n : 1;
 }
 
-static void apply_defaults(struct sched_node_opts *o)
+static int apply_defaults(struct sched_node *n)
 {
+	struct sched_node_opts *o = &n->o;
 	if (!o->objstore_bytes)
 		o->objstore_bytes = DEFAULT_OBJSTORE;
 	if (!o->ncpus)
 		o->ncpus = cpus_allowed();
+	sched_res_defaults(n->res, &n->nres, o->ncpus, o->num_gpus);
+	if (o->resources) {
+		char err[256];
+		int rc = sched_res_parse(o->resources, n->res, &n->nres, err, sizeof(err));
+		if (rc) {
+			PRISM_LOG_E("node", "%s", err);
+			return rc;
+		}
+	}
+	if (n->res[SCHED_RES_CPU].total_milli < 1000) {
+		PRISM_LOG_E("node", "the node needs at least one CPU");
+		return -EINVAL;
+	}
+	o->ncpus = (uint32_t)(n->res[SCHED_RES_CPU].total_milli / 1000);
+	o->resources = NULL; /* copied; the caller's string need not outlive us */
 	if (!o->num_workers)
 		o->num_workers = o->ncpus;
 	if (!o->max_workers)
@@ -56,6 +72,7 @@ static void apply_defaults(struct sched_node_opts *o)
 		o->inline_max = DEFAULT_INLINE_MAX;
 	if (!o->idle_worker_ns)
 		o->idle_worker_ns = DEFAULT_IDLE_WORKER_NS;
+	return 0;
 }
 
 /* ---- segment ------------------------------------------------------------------------ */
@@ -100,6 +117,8 @@ static int format_segment(struct sched_node *n)
 	h->objstore_off = l.objstore_off;
 	h->objstore_size = l.objstore_size;
 	h->inline_max = n->o.inline_max;
+	memcpy(h->res, n->res, sizeof(h->res));
+	h->nres = n->nres;
 	h->ncpus = n->o.ncpus;
 	h->daemon_pid = (int32_t)getpid();
 	prism_doorbell_init(h->daemon_bell);
@@ -556,9 +575,12 @@ int sched_node_create(const struct sched_node_opts *opts, sched_node **out)
 	if (!n)
 		return -ENOMEM;
 	n->o = *opts;
-	apply_defaults(&n->o);
 	n->listen_fd = -1;
-	n->cpu_total_milli = n->o.ncpus * 1000;
+	rc = apply_defaults(n);
+	if (rc) {
+		prism_free(n);
+		return rc;
+	}
 	n->started_ns = prism_now_ns();
 	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++)
 		n->cl[i].lease = -1;
@@ -677,7 +699,11 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 	}
 	OUT("prism node: pid %d, socket %s, up %.1f s\n", (int)getpid(), n->socket_path,
 	    (double)(prism_now_ns() - n->started_ns) / 1e9);
-	OUT("cpus: %u total, %.2f leased\n", n->o.ncpus, n->cpu_used_milli / 1000.0);
+	OUT("resources (leased / total):");
+	for (uint32_t r = 0; r < n->hdr->nres; r++)
+		OUT(" %s %.3g/%.3g", n->hdr->res[r].name, n->res_used[r] / 1000.0,
+		    n->hdr->res[r].total_milli / 1000.0);
+	OUT("\n");
 	OUT("drivers: %u   workers: %u (%u busy, %u idle)   spawned %llu, died %llu\n", drivers,
 	    workers, busy, workers - busy, (unsigned long long)n->workers_spawned,
 	    (unsigned long long)n->workers_died);

@@ -64,7 +64,8 @@ struct client_local {
 struct lease_req {
 	uint32_t client, gen;
 	uint64_t req_id;
-	uint32_t cpu_milli, gpu_milli;
+	uint32_t shape; /* the requester's number for it, echoed in the grant */
+	uint64_t milli[SCHED_MAX_RES];
 };
 
 struct sched_node {
@@ -85,7 +86,11 @@ struct sched_node {
 	struct code codes[NODE_MAX_CODES];
 	struct lease_req *reqs;
 	uint32_t nreqs, capreqs;
-	uint32_t cpu_total_milli, cpu_used_milli;
+	struct sched_res res[SCHED_MAX_RES]; /* copied into the header */
+	uint32_t nres;
+	/* Resources: totals in hdr->res; what leases hold now, and per lease. */
+	uint64_t res_used[SCHED_MAX_RES];
+	uint64_t lease_res[SCHED_MAX_LEASES][SCHED_MAX_RES];
 	uint64_t started_ns;
 	uint64_t leases_granted, workers_spawned, workers_died;
 	volatile int stop_requested;

@@ -50,8 +50,12 @@ int sched_hdr_check(const struct sched_node_hdr *h, uint64_t seg_size)
 	    h->leases_off != l.leases_off || h->lease_rings_off != l.lease_rings_off ||
 	    h->lease_ring_bytes != l.lease_ring_bytes || h->objstore_off != l.objstore_off ||
 	    h->max_clients != SCHED_MAX_CLIENTS || h->max_leases != SCHED_MAX_LEASES ||
-	    h->ctl_slots != SCHED_CTL_SLOTS || h->lease_slots != SCHED_LEASE_SLOTS)
+	    h->ctl_slots != SCHED_CTL_SLOTS || h->lease_slots != SCHED_LEASE_SLOTS ||
+	    h->nres < 2 || h->nres > SCHED_MAX_RES)
 		return PRISM_E_CORRUPT;
+	for (uint32_t i = 0; i < h->nres; i++)
+		if (memchr(h->res[i].name, '\0', SCHED_RES_NAME) == NULL)
+			return PRISM_E_CORRUPT;
 	return 0;
 }
 

@@ -30,11 +30,14 @@ check_not "status with no node" "$prism" status
 check_not "stop with no node" "$prism" stop
 check_not "a bad option" "$prism" start --num-workers abc
 "$prism" start --num-workers abc 2>&1 | grep -q "num_workers" || { fail=$((fail + 1)); echo "FAIL: bad option names the key"; }
-check "start" "$prism" start --num-workers 2
+check_not "a bad resource spec" "$prism" start --resources "camera=-1"
+"$prism" start --resources "camera=-1" 2>&1 | grep -q "camera=-1" || { fail=$((fail + 1)); echo "FAIL: a bad resource spec is named"; }
+check "start" "$prism" start --num-workers 2 --num-gpus 1 --resources camera=2,arm=0.5
 check_not "second start" "$prism" start
 # Workers run the driver's program, so none start before a driver attaches.
 out=$("$prism" status)
 echo "$out" | grep -q "drivers: 0   workers: 0" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a fresh node: $out"; }
+echo "$out" | grep -q "GPU 0/1 camera 0/2 arm 0/0.5" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: status lists the resources: $out"; }
 out=$(PRISM_ADDRESS=auto timeout 30 "$echo_bin" "cli test")
 echo "$out" | grep -q 'ohce(echo("cli test")) = "tset ilc"' && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: echo via prism start: $out"; }
 out=$("$prism" status)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "base/api.h"
+#include "sched/proto.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,12 @@ struct sched_node_opts {
 	uint32_t max_workers;
 	/* CPUs the node offers to tasks; 0 = the CPUs this process may run on. */
 	uint32_t ncpus;
+	/* GPUs the node offers (prism does not drive them: a task that asks for one is only
+	 * placed where one is free). */
+	uint32_t num_gpus;
+	/* Custom resources, "name=amount,...", e.g. "camera=1,memory_gb=16"; NULL = none.
+	 * "CPU" and "GPU" here override ncpus and num_gpus. */
+	const char *resources;
 	/* Spin budget handed to workers (PRISM_SPIN_NS); 0 = 50 us. */
 	uint64_t spin_ns;
 	/* Results up to this size travel inline; 0 = 64 KiB. */
@@ -74,6 +81,20 @@ int sched_default_socket(char *path, size_t len);
  * embedded node, a worker): every PRISM_* variable is that process's own to set, except
  * PRISM_LOG*, which follows the user. */
 bool sched_env_inherited(const char *var);
+
+/* ---- resources (resources.c) ---- */
+
+#define SCHED_RES_MAX_AMOUNT 1000000.0
+/* Start a table with CPU and GPU. */
+void sched_res_defaults(struct sched_res *res, uint32_t *nres, uint32_t ncpus, uint32_t ngpus);
+/* Add or override entries from a "name=amount,..." spec.  On error a message naming the
+ * bad entry goes to err; -EINVAL, -ERANGE, -ENAMETOOLONG, -ENOSPC. */
+int sched_res_parse(const char *spec, struct sched_res *res, uint32_t *nres, char *err,
+		    size_t errlen);
+/* Index of the resource called name[0..len), or -1. */
+int sched_res_find(const struct sched_res *res, uint32_t nres, const char *name, size_t len);
+/* amount in thousandths; -ERANGE when negative, NaN or above SCHED_RES_MAX_AMOUNT. */
+int sched_res_amount_milli(double amount, uint64_t *milli);
 
 /* The status report `prism status` prints, into buf (always NUL-terminated). */
 void sched_node_status(sched_node *node, char *buf, size_t len);

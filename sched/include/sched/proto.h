@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define SCHED_SEG_MAGIC 0x444d5350u /* "PSMD" */
-#define SCHED_SEG_VERSION 1u
+#define SCHED_SEG_VERSION 2u
 
 #define SCHED_SLOT 64u
 /* 255 slots of control messages each way: a control message is one or two slots, and the
@@ -53,6 +53,12 @@ extern "C" {
 /* Most processes attached at once (drivers, workers, nested submitters). */
 #define SCHED_MAX_CLIENTS 64u
 #define SCHED_MAX_LEASES 64u
+/* Resources a node offers: CPU and GPU always (index 0 and 1), then custom names.
+ * Amounts are kept in thousandths, so fractional requests (0.5 CPU) add up exactly. */
+#define SCHED_MAX_RES 8u
+#define SCHED_RES_CPU 0u
+#define SCHED_RES_GPU 1u
+#define SCHED_RES_NAME 32u
 /* Largest single message: what a lease ring can hold, less one slot of slack. */
 #define SCHED_MSG_MAX ((SCHED_LEASE_SLOTS - 1) * SCHED_SLOT)
 
@@ -104,8 +110,8 @@ struct sched_lease {
 	uint32_t generation;
 	uint32_t submitter; /* client slot */
 	uint32_t worker;    /* client slot */
-	uint32_t cpu_milli; /* resources the lease holds */
-	uint32_t gpu_milli;
+	uint32_t shape;     /* the submitter's own number for the resource shape it asked for */
+	uint32_t pad1_;
 	_Atomic uint32_t busy; /* client: tasks in flight (0 or 1) */
 	uint32_t pad0_;
 	_Atomic uint64_t idle_since_ns; /* client: when busy last went to 0 */
@@ -132,7 +138,11 @@ struct sched_node_hdr {
 	uint32_t inline_max; /* results up to this size travel inline (bytes) */
 	uint32_t ncpus;
 	int32_t daemon_pid;
-	uint32_t pad0_;
+	uint32_t nres; /* resources in res[], CPU and GPU included */
+	struct sched_res {
+		char name[SCHED_RES_NAME];
+		uint64_t total_milli;
+	} res[SCHED_MAX_RES]; /* fixed when the node starts */
 	/* doorbell of every up ring, on its own cache line */
 	uint8_t daemon_bell[64] __attribute__((aligned(64)));
 };
@@ -210,13 +220,13 @@ enum sched_wire_type {
 
 enum sched_msg_type {
 	/* control, client -> daemon */
-	SCHED_M_LEASE_REQ = 1,      /* {cpu_milli, gpu_milli} */
+	SCHED_M_LEASE_REQ = 1,      /* struct sched_lease_req_msg */
 	SCHED_M_LEASE_RETURN = 2,   /* {lease} */
 	SCHED_M_LEASE_RELEASED = 3, /* worker: {lease}: drained, detached */
 	SCHED_M_BLOCKED = 4,        /* worker: blocked in get, lend my CPU back */
 	SCHED_M_UNBLOCKED = 5,
 	/* control, daemon -> client */
-	SCHED_M_LEASE_GRANT = 20,    /* {lease, worker slot, generation} */
+	SCHED_M_LEASE_GRANT = 20,    /* {lease, worker slot, generation, shape} */
 	SCHED_M_LEASE_DENIED = 21,   /* {code}: infeasible shape */
 	SCHED_M_LEASE_ASSIGN = 22,   /* to worker: {lease, submitter slot, generation} */
 	SCHED_M_LEASE_REVOKE = 23,   /* to worker: drain, detach, answer RELEASED */
@@ -247,6 +257,16 @@ struct sched_ctl_msg {
 };
 _Static_assert(sizeof(struct sched_ctl_msg) == SCHED_SLOT, "control messages fill one slot");
 
+/* A lease request: the amount of each node resource (index as in hdr.res) and the
+ * requester's number for the shape, which the grant echoes. */
+struct sched_lease_req_msg {
+	struct sched_msg h;
+	uint32_t milli[SCHED_MAX_RES];
+	uint32_t shape;
+	uint8_t pad_[12];
+};
+_Static_assert(sizeof(struct sched_lease_req_msg) == SCHED_SLOT, "one slot");
+
 /* A task.  Followed by nargs arguments, each a sched_arg and its bytes, 8-byte aligned. */
 struct sched_task_msg {
 	struct sched_msg h;
@@ -256,8 +276,8 @@ struct sched_task_msg {
 	uint16_t nargs;
 	uint8_t nreturns;
 	uint8_t flags;
-	uint32_t attempt;   /* low 16 bits: attempts so far; high 16: retries allowed */
-	uint32_t cpu_milli; /* the resource shape: which leases may carry it */
+	uint32_t attempt; /* low 16 bits: attempts so far; high 16: retries allowed */
+	uint32_t shape;   /* the submitter's resource shape: which leases may carry it */
 	uint32_t pad_;
 };
 
