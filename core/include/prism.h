@@ -250,6 +250,118 @@ PRISM_API int prism_put(const void *data, size_t len, prism_ref *out);
 PRISM_API int prism_ref_retain(prism_ref ref);
 PRISM_API int prism_ref_release(prism_ref ref);
 
+/* ---- actors ---------------------------------------------------------------------------
+ *
+ * An actor is an instance of a registered class living in a worker of its own: a
+ * constructor builds its state there, and methods take the state and arguments.  Calls
+ * return futures like tasks.  Calls made through one process run in the order they were
+ * made; calls from several processes interleave, one call at a time (a method never
+ * runs concurrently with another of the same actor).  The actor belongs to the process
+ * that created it (its owner) and ends when the owner does, or at prism_actor_kill().
+ *
+ *   static int counter_new(prism_task_ctx *c, const prism_arg *a, size_t n, void **st);
+ *   static void counter_free(void *st);
+ *   static int incr(prism_task_ctx *c, void *st, const prism_arg *a, size_t n);
+ *   PRISM_ACTOR(Counter, counter_new, counter_free);
+ *   PRISM_METHOD(Counter, incr);
+ *   ...
+ *   prism_actor c;
+ *   prism_actor_create("Counter", NULL, 0, NULL, &c);
+ *   prism_actor_call(c, "incr", NULL, 0, NULL, &ref);
+ */
+
+/* A handle: a plain value, valid in any process of the node; pass it to tasks and other
+ * actors as the bytes of the struct (prism_bytes(&h, sizeof(h))). */
+typedef struct prism_actor {
+	prism_id id;
+	uint64_t cls; /* the class (hash of its name) */
+} prism_actor;
+
+/* The constructor: builds *state from the arguments; non-zero (or prism_fail()) fails
+ * the actor, and its calls then fail with PRISM_E_ACTOR_DIED and the message. */
+typedef int (*prism_actor_ctor)(prism_task_ctx *ctx, const prism_arg *args, size_t nargs,
+				void **state);
+/* Frees the state when the actor's worker ends cleanly; may be NULL. */
+typedef void (*prism_actor_dtor)(void *state);
+/* A method: like a remote function, with the state. */
+typedef int (*prism_method)(prism_task_ctx *ctx, void *state, const prism_arg *args,
+			    size_t nargs);
+/* Checkpoints: serialise the state into *bytes (malloc()ed; prism frees it) and *len;
+ * restore builds a state from such bytes after a restart. */
+typedef int (*prism_actor_save)(void *state, void **bytes, size_t *len);
+typedef int (*prism_actor_restore)(const void *bytes, size_t len, void **state);
+
+/* Register class `cls` (a C identifier; its name is the string) with its constructor and
+ * destructor, and a method of it named after the C function. */
+#define PRISM_ACTOR(cls, ctor, dtor)                                                    \
+	__attribute__((constructor(101))) static void prism__register_actor_##cls(void) \
+	{                                                                               \
+		prism_register_actor(#cls, ctor, dtor);                                 \
+	}                                                                               \
+	__attribute__((constructor)) static void prism__enter_actor_##cls(void)         \
+	{                                                                               \
+		prism__worker_entry();                                                  \
+	}                                                                               \
+	_Static_assert(1, "PRISM_ACTOR")
+#define PRISM_METHOD(cls, method)                                                            \
+	__attribute__((constructor(102))) static void prism__register_##cls##_##method(void) \
+	{                                                                                    \
+		prism_register_method(#cls, #method, method);                                \
+	}                                                                                    \
+	_Static_assert(1, "PRISM_METHOD")
+/* Optional: checkpoint and restore callbacks, used when max_restarts is set. */
+#define PRISM_ACTOR_CHECKPOINT(cls, save, restore)                                     \
+	__attribute__((constructor(102))) static void prism__register_ckpt_##cls(void) \
+	{                                                                              \
+		prism_register_checkpoint(#cls, save, restore);                        \
+	}                                                                              \
+	_Static_assert(1, "PRISM_ACTOR_CHECKPOINT")
+
+/* By hand.  -EEXIST for a name taken, -ENOENT for a method of a class not registered. */
+PRISM_API int prism_register_actor(const char *cls, prism_actor_ctor ctor,
+				   prism_actor_dtor dtor);
+PRISM_API int prism_register_method(const char *cls, const char *method, prism_method fn);
+PRISM_API int prism_register_checkpoint(const char *cls, prism_actor_save save,
+					prism_actor_restore restore);
+
+typedef struct prism_actor_opts {
+	double num_cpus; /* CPUs held for the actor's life; 0 = none (as in Ray) */
+	double num_gpus;
+	const prism_resource *resources; /* custom resources held for its life */
+	size_t nresources;
+	/* Restarts after its worker dies: 0 = none, -1 = without limit.  A restart builds
+	 * the state from the last checkpoint, or runs the constructor again. */
+	int max_restarts;
+	/* Calls between checkpoints (classes with PRISM_ACTOR_CHECKPOINT and restarts);
+	 * 0 = after every call. */
+	uint32_t checkpoint_every;
+	/* A name unique on the node (at most 63 bytes): prism_actor_get() finds it. */
+	const char *name;
+	/* A real-time actor: its worker never sleeps (it spins on its rings), is pinned to
+	 * a CPU of its own, locks its memory (mlockall) and runs SCHED_FIFO when allowed
+	 * (a warning otherwise).  At most ncpus - 1 per node: PRISM_E_NO_SPINNER beyond. */
+	bool realtime;
+} prism_actor_opts;
+
+/* Create an actor of class cls (registered in this program) with constructor arguments.
+ * Returns once the node accepted it; the constructor runs in the actor's worker, before
+ * any call.  Errors: PRISM_E_UNKNOWN_FUNCTION (no such class), -EINVAL (options),
+ * PRISM_E_INFEASIBLE (resources), -EEXIST (the name is taken), PRISM_E_NO_SPINNER. */
+PRISM_API int prism_actor_create(const char *cls, const prism_value *args, size_t nargs,
+				 const prism_actor_opts *opts, prism_actor *out);
+/* Call a method; refs to its num_returns results go to out at once (only num_returns of
+ * opts is read).  The refs fail with PRISM_E_ACTOR_DIED when the actor ended before or
+ * during the call, PRISM_E_UNKNOWN_METHOD when its class has no such method (the actor
+ * keeps running), PRISM_E_TASK_FAILED when the method failed. */
+PRISM_API int prism_actor_call(prism_actor actor, const char *method, const prism_value *args,
+			       size_t nargs, const prism_call_opts *opts, prism_ref *out);
+/* The actor created under name, waiting up to timeout_ns for it to appear (< 0:
+ * forever).  -ENOENT when none appears in time. */
+PRISM_API int prism_actor_get(const char *name, int64_t timeout_ns, prism_actor *out);
+/* End an actor now (its worker is killed; no destructor runs).  Calls pending or made
+ * later fail with PRISM_E_ACTOR_DIED; restarts do not apply. */
+PRISM_API int prism_actor_kill(prism_actor actor);
+
 #ifdef __cplusplus
 }
 #endif

@@ -195,12 +195,16 @@ static void lease_close(struct rt_lease *l)
 	if (l->state == LEASE_ACTIVE)
 		rt.nactive--;
 	l->state = LEASE_NONE;
+	l->actor = NULL;
 }
 
-static void on_grant(const struct sched_ctl_msg *m)
+/* Open the rings of the lease a grant (or an actor channel) names: {a: lease, b: worker
+ * slot, c: generation, code: worker pid}.  NULL when they cannot be opened (the lease
+ * then goes back). */
+static struct rt_lease *lease_open(const struct sched_ctl_msg *m)
 {
 	if (m->a >= SCHED_MAX_LEASES || m->b >= SCHED_MAX_CLIENTS)
-		return;
+		return NULL;
 	struct rt_lease *l = &rt.leases[m->a];
 	void *wbell = sched_client_at(rt.base, m->b)->bell;
 	int rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 0),
@@ -208,26 +212,43 @@ static void on_grant(const struct sched_ctl_msg *m)
 	if (rc == 0)
 		rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 1),
 					      rt.hdr->lease_ring_bytes, rt.bell, &l->done);
-	struct rt_shape *shape = rt_shape_by_req(m->h.req_id);
-	if (shape)
-		shape->requested = false;
 	if (rc) {
 		PRISM_LOG_E("client", "cannot open the rings of lease %u: %s", m->a,
 			    prism_strerror(rc));
 		lease_close(l);
 		rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, 0, 0);
-		return;
+		return NULL;
 	}
 	l->state = LEASE_ACTIVE;
+	l->actor = NULL;
 	l->idx = m->a;
 	l->gen = m->c;
 	l->worker = m->b;
 	l->worker_pid = m->code;
-	l->shape = m->d < RT_MAX_SHAPES ? m->d : 0;
+	l->shape = 0;
 	l->idle_since = prism_now_ns();
 	rt.nactive++;
 	rt_rebuild_waitset();
+	return l;
+}
+
+static void on_grant(const struct sched_ctl_msg *m)
+{
+	struct rt_shape *shape = rt_shape_by_req(m->h.req_id);
+	if (shape)
+		shape->requested = false;
+	struct rt_lease *l = lease_open(m);
+	if (!l)
+		return;
+	l->shape = m->d < RT_MAX_SHAPES ? m->d : 0;
 	rt_flush_queued();
+}
+
+static void on_actor_channel(const struct sched_ctl_msg *m)
+{
+	struct rt_lease *l = lease_open(m);
+	if (l)
+		rt_actor_channel_open(l, m);
 }
 
 void rt_lease_forget(struct rt_lease *l)
@@ -289,6 +310,13 @@ static void on_ctl(const struct sched_ctl_msg *m)
 	case SCHED_M_LEASE_RECALLED:
 		on_recalled(m);
 		break;
+	case SCHED_M_ACTOR_CHANNEL:
+		on_actor_channel(m);
+		break;
+	case SCHED_M_ACTOR_DENIED:
+	case SCHED_M_ACTOR_OK:
+		rt_actor_on_ctl(m);
+		break;
 	case SCHED_M_SHUTDOWN:
 		PRISM_LOG_W("client", "the node is shutting down");
 		if (rt.is_worker)
@@ -297,6 +325,7 @@ static void on_ctl(const struct sched_ctl_msg *m)
 		break;
 	case SCHED_M_LEASE_ASSIGN:
 	case SCHED_M_LEASE_REVOKE:
+	case SCHED_M_ACTOR_HOST:
 		if (rt.is_worker)
 			rt_worker_on_ctl(m);
 		break;
@@ -368,7 +397,7 @@ void rt_leases_maintain(void)
 	/* From the end: returning a lease compacts rt.active behind the cursor only. */
 	for (uint32_t i = rt.nactive; i-- > 0;) {
 		struct rt_lease *l = rt.active[i];
-		if (l->fl.count)
+		if (l->fl.count || l->actor)
 			continue;
 		if (rt.shapes[l->shape].queued.count)
 			continue;
@@ -550,6 +579,7 @@ int rt_attach(const char *path, int kind, uint32_t wslot, uint32_t wgen)
 
 void rt_detach(void)
 {
+	rt_actor_fini();
 	for (uint32_t i = 0; i < SCHED_MAX_LEASES; i++) {
 		lease_close(&rt.leases[i]);
 		fl_free(&rt.leases[i].fl);

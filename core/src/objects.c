@@ -147,6 +147,11 @@ int obj_set_value(struct obj *o, const void *data, size_t len)
 
 int obj_set_failed(struct obj *o, const char *msg, size_t len)
 {
+	return obj_set_failed_code(o, PRISM_E_TASK_FAILED, msg, len);
+}
+
+int obj_set_failed_code(struct obj *o, int code, const char *msg, size_t len)
+{
 	/* Keep the message NUL-terminated: prism_get() hands it out as text. */
 	char buf[1024];
 	if (len >= sizeof(buf))
@@ -160,6 +165,7 @@ int obj_set_failed(struct obj *o, const char *msg, size_t len)
 	}
 	o->len = (uint32_t)len;
 	o->state = OBJ_FAILED;
+	o->err = obj_err_of(code);
 	return 0;
 }
 

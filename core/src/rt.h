@@ -17,11 +17,22 @@
 
 /* ---- registry.c ------------------------------------------------------------------------ */
 
+enum rt_fn_kind { RT_FN = 0, RT_CLASS = 1, RT_METHOD = 2 };
+
 struct rt_fn {
 	const char *name;
 	uint64_t hash;
+	uint8_t kind; /* rt_fn_kind */
 	prism_fn fn;
 	int nargs;
+	/* RT_CLASS */
+	prism_actor_ctor ctor;
+	prism_actor_dtor dtor;
+	prism_actor_save save;
+	prism_actor_restore restore;
+	/* RT_METHOD */
+	prism_method method;
+	const struct rt_fn *cls;
 	/* Moving average of how long its tasks run (submit.c), 0 until the first
 	 * completion: it decides how deep its tasks are pipelined into a lease. */
 	uint64_t run_ewma_ns;
@@ -36,6 +47,20 @@ int rt_load_code_path(const char *path);
 /* ---- objects.c: what this process owns or holds -------------------------------------- */
 
 enum obj_state { OBJ_PENDING = 0, OBJ_READY = 1, OBJ_FAILED = 2 };
+enum obj_err { OBJ_ERR_TASK = 0, OBJ_ERR_ACTOR_DIED = 1, OBJ_ERR_UNKNOWN_METHOD = 2 };
+/* The code prism_get() returns for a failed object, from the code a failure carried. */
+static inline uint8_t obj_err_of(int code)
+{
+	return code == PRISM_E_ACTOR_DIED       ? OBJ_ERR_ACTOR_DIED
+	       : code == PRISM_E_UNKNOWN_METHOD ? OBJ_ERR_UNKNOWN_METHOD
+						: OBJ_ERR_TASK;
+}
+static inline int obj_err_code(uint8_t err)
+{
+	return err == OBJ_ERR_ACTOR_DIED       ? PRISM_E_ACTOR_DIED
+	       : err == OBJ_ERR_UNKNOWN_METHOD ? PRISM_E_UNKNOWN_METHOD
+					       : PRISM_E_TASK_FAILED;
+}
 
 #define OBJ_SMALL 48 /* values up to this size live inside the entry */
 
@@ -48,7 +73,7 @@ struct obj {
 	uint8_t state;    /* enum obj_state */
 	uint8_t in_store; /* value is a pinned store object */
 	uint8_t on_heap;  /* value is a prism_malloc'd copy */
-	uint8_t pad_;
+	uint8_t err;      /* OBJ_FAILED: enum obj_err, what prism_get() returns */
 	uint32_t len;
 	uint64_t store_len;
 	prism_id store_id; /* in_store: the store object holding the value, pinned by us */
@@ -66,6 +91,7 @@ struct obj *obj_new(prism_id id);
 /* Set the value (copied; small values inside the entry). */
 int obj_set_value(struct obj *o, const void *data, size_t len);
 int obj_set_failed(struct obj *o, const char *msg, size_t len);
+int obj_set_failed_code(struct obj *o, int code, const char *msg, size_t len);
 /* The value is store object sid, of which this process holds one pin (given up with
  * the entry). */
 void obj_set_store(struct obj *o, prism_id sid, const void *data, uint64_t size);
@@ -100,9 +126,12 @@ struct rt_shape {
 	struct inflight queued;
 };
 
+struct rt_actor;
+
 struct rt_lease {
 	uint8_t state;
-	uint32_t shape; /* index in rt.shapes */
+	struct rt_actor *actor; /* an actor channel: calls to it, never returned idle */
+	uint32_t shape;         /* index in rt.shapes */
 	uint32_t idx, gen, worker;
 	pid_t worker_pid;
 	prism_ring *spec, *done;
@@ -134,7 +163,7 @@ struct rt {
 	 * the whole lease table. */
 	struct rt_lease *active[SCHED_MAX_LEASES];
 	uint64_t next_maintain; /* prism_cycles() at which idle leases are next looked at */
-	prism_ring *waitset[1 + SCHED_MAX_LEASES];
+	prism_ring *waitset[1 + 2 * SCHED_MAX_LEASES];
 	uint32_t nwait;
 	uint64_t next_req;
 	/* Tasks waiting for a lease, per resource shape, in submission order. */
@@ -189,6 +218,27 @@ struct rt_shape *rt_shape_by_req(uint64_t req_id);
  * error set when the node cannot have them, -ENOSPC when too many shapes are in use. */
 int rt_shape_for(const prism_call_opts *o, const char *what, uint32_t *shape);
 bool rt_any_queued(void);
+/* Build and send (or queue, or defer until its ref arguments are ready) one call of fn;
+ * shape is the resource shape, or for a method the actor's index.  Refs go to out. */
+int rt_call(const struct rt_fn *fn, uint32_t shape, const prism_value *args, size_t nargs,
+	    const prism_call_opts *o, prism_ref *out);
+/* Fail every message of q with code and why (function name first), and drop them. */
+void rt_fail_msgs(struct inflight *q, int code, const char *why);
+
+/* ---- actor.c ------------------------------------------------------------------------------- */
+
+/* Poll until pred(arg) holds or timeout_ns passes (< 0: never); PRISM_E_TIMEOUT. */
+int rt_wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns);
+int rt_actor_dispatch(const struct sched_task_msg *m);
+void rt_actor_flush(void);
+/* Whether calls wait for room in an open channel. */
+bool rt_actor_backlog(void);
+void rt_actor_on_ctl(const struct sched_ctl_msg *m);
+/* The lease (opened by client.c) is the channel to the actor the message names. */
+void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m);
+void rt_actor_fini(void);
+/* The channel to a died with its worker (its calls in flight are failed already). */
+void rt_actor_chan_lost(struct rt_actor *a);
 
 /* ---- worker.c ------------------------------------------------------------------------------- */
 

@@ -88,12 +88,14 @@ static struct obj *held(prism_id id)
 	return o && o->refs ? o : NULL;
 }
 
-static void fail_result(prism_id task, unsigned nret, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void fail_result_code(prism_id task, unsigned nret, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define fail_result(task, nret, ...) \
+	fail_result_code(task, nret, PRISM_E_TASK_FAILED, __VA_ARGS__)
 
 static void notify(struct obj *o);
 
-static void fail_result(prism_id task, unsigned nret, const char *fmt, ...)
+static void fail_result_code(prism_id task, unsigned nret, int code, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -108,7 +110,7 @@ static void fail_result(prism_id task, unsigned nret, const char *fmt, ...)
 		struct obj *o =
 			obj_find(prism_id_derive(task, PRISM_ID_OBJECT, (uint8_t)(i + 1)));
 		if (o && o->state == OBJ_PENDING) {
-			obj_set_failed(o, msg, (size_t)n);
+			obj_set_failed_code(o, code, msg, (size_t)n);
 			notify(o);
 		}
 	}
@@ -145,6 +147,10 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 	m->nreturns = (uint8_t)(o->num_returns ? o->num_returns : 1);
 	m->attempt = (retries & 0xffff) << 16; /* attempt 0 in the low half */
 	m->flags = 0;
+	if (fn->kind == RT_METHOD) {
+		m->flags = SCHED_TASK_METHOD;
+		m->attempt = 0; /* a call is not repeated: the actor's state moved on */
+	}
 	m->shape = shape;
 	uint8_t *p = buf + sizeof(*m);
 	for (size_t i = 0; i < nargs; i++) {
@@ -172,7 +178,7 @@ static struct rt_lease *pick_lease(uint32_t shape)
 	struct rt_lease *best = NULL;
 	for (uint32_t i = 0; i < rt.nactive; i++) {
 		struct rt_lease *l = rt.active[i];
-		if (l->shape == shape && (!best || l->fl.count < best->fl.count))
+		if (l->shape == shape && !l->actor && (!best || l->fl.count < best->fl.count))
 			best = l;
 	}
 	return best;
@@ -273,6 +279,8 @@ struct rt_shape *rt_shape_by_req(uint64_t req_id)
 
 bool rt_any_queued(void)
 {
+	if (rt_actor_backlog())
+		return true;
 	for (int i = 0; i < RT_MAX_SHAPES; i++)
 		if (rt.shapes[i].queued.count)
 			return true;
@@ -322,6 +330,8 @@ static int try_send(const struct sched_task_msg *m, struct rt_shape *shape)
 
 static int dispatch(const struct sched_task_msg *m)
 {
+	if (m->flags & SCHED_TASK_METHOD)
+		return rt_actor_dispatch(m);
 	struct rt_shape *shape = &rt.shapes[m->shape];
 	if (shape->queued.count == 0 && try_send(m, shape) == 0)
 		return 0;
@@ -333,6 +343,7 @@ static int dispatch(const struct sched_task_msg *m)
 
 void rt_flush_queued(void)
 {
+	rt_actor_flush();
 	for (int i = 0; i < RT_MAX_SHAPES; i++) {
 		struct rt_shape *shape = &rt.shapes[i];
 		while (shape->queued.count) {
@@ -608,10 +619,54 @@ oom:
 const prism_function *prism_function_get(const char *name)
 {
 	const struct rt_fn *fn = name ? rt_fn_by_name(name) : NULL;
+	if (fn && fn->kind != RT_FN) {
+		rt_set_error("'%s' is an actor %s, not a remote function", name,
+			     fn->kind == RT_CLASS ? "class (prism_actor_create)"
+						  : "method (prism_actor_call)");
+		return NULL;
+	}
 	if (!fn)
 		rt_set_error("no function named '%s' is registered (PRISM_REMOTE)",
 			     name ? name : "(null)");
 	return (const prism_function *)fn;
+}
+
+int rt_call(const struct rt_fn *fn, uint32_t shape, const prism_value *args, size_t nargs,
+	    const prism_call_opts *o, prism_ref *out)
+{
+	unsigned nret = o->num_returns ? o->num_returns : 1;
+	prism_id task = prism_id_new(PRISM_ID_TASK);
+	unsigned made;
+	for (made = 0; made < nret; made++) {
+		struct obj *ob =
+			obj_new(prism_id_derive(task, PRISM_ID_OBJECT, (uint8_t)(made + 1)));
+		if (!ob)
+			break;
+		out[made].id = ob->id;
+	}
+	int rc = made == nret ? 0 : -ENOMEM;
+	bool pending = false;
+	for (size_t i = 0; rc == 0 && i < nargs; i++) {
+		if (prism_id_is_nil(args[i].ref.id))
+			continue;
+		struct obj *ob = held(args[i].ref.id);
+		if (!ob) {
+			rt_set_error("argument %zu is a ref this process does not hold", i);
+			rc = PRISM_E_RELEASED;
+		} else if (ob->state == OBJ_PENDING) {
+			pending = true;
+		}
+	}
+	if (rc == 0)
+		rc = pending ? defer(task, fn, o, shape, args, nargs)
+			     : launch(task, fn, o, shape, args, nargs);
+	if (rc) {
+		for (unsigned i = 0; i < made; i++)
+			prism_ref_release(out[i]);
+		return rc;
+	}
+	rt_leases_maintain();
+	return 0;
 }
 
 int prism_submit(const char *name, const prism_value *args, size_t nargs,
@@ -657,39 +712,7 @@ int prism_submit_fn(const prism_function *handle, const prism_value *args, size_
 	int src = rt_shape_for(&o, name, &shape);
 	if (src)
 		return src;
-	unsigned nret = o.num_returns ? o.num_returns : 1;
-	prism_id task = prism_id_new(PRISM_ID_TASK);
-	unsigned made;
-	for (made = 0; made < nret; made++) {
-		struct obj *ob =
-			obj_new(prism_id_derive(task, PRISM_ID_OBJECT, (uint8_t)(made + 1)));
-		if (!ob)
-			break;
-		out[made].id = ob->id;
-	}
-	int rc = made == nret ? 0 : -ENOMEM;
-	bool pending = false;
-	for (size_t i = 0; rc == 0 && i < nargs; i++) {
-		if (prism_id_is_nil(args[i].ref.id))
-			continue;
-		struct obj *ob = held(args[i].ref.id);
-		if (!ob) {
-			rt_set_error("argument %zu is a ref this process does not hold", i);
-			rc = PRISM_E_RELEASED;
-		} else if (ob->state == OBJ_PENDING) {
-			pending = true;
-		}
-	}
-	if (rc == 0)
-		rc = pending ? defer(task, fn, &o, shape, args, nargs)
-			     : launch(task, fn, &o, shape, args, nargs);
-	if (rc) {
-		for (unsigned i = 0; i < made; i++)
-			prism_ref_release(out[i]);
-		return rc;
-	}
-	rt_leases_maintain();
-	return 0;
+	return rt_call(fn, shape, args, nargs, &o, out);
 }
 
 /* ---- completions ------------------------------------------------------------------------------ */
@@ -737,7 +760,7 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 			msg = (const char *)(a + 1);
 			mlen = a->len;
 		}
-		fail_result(m->task, nret, "%.*s", (int)mlen, msg);
+		fail_result_code(m->task, nret, d->status, "%.*s", (int)mlen, msg);
 	} else {
 		for (unsigned i = 0; i < nret && i < d->nreturns; i++) {
 			const struct sched_arg *a = (const struct sched_arg *)p;
@@ -769,8 +792,26 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 		rt_lease_idle(l);
 }
 
+void rt_fail_msgs(struct inflight *q, int code, const char *why)
+{
+	while (q->count) {
+		const struct sched_task_msg *m = (const struct sched_task_msg *)fl_peek(q);
+		fail_result_code(m->task, m->nreturns, code, "%s: %s", fn_name(m->fn), why);
+		release_task_args(m);
+		fl_pop(q);
+	}
+}
+
 void rt_on_lease_lost(struct rt_lease *l)
 {
+	if (l->actor) {
+		char why[160];
+		snprintf(why, sizeof(why), "the actor's worker (pid %d) died during the call",
+			 (int)l->worker_pid);
+		rt_fail_msgs(&l->fl, PRISM_E_ACTOR_DIED, why);
+		rt_actor_chan_lost(l->actor);
+		return;
+	}
 	/* The lost tasks were submitted before anything still queued: they go first. */
 	struct inflight again = {0};
 	while (l->fl.count) {
@@ -831,7 +872,7 @@ static int remaining(uint64_t deadline, int64_t *left)
 }
 
 /* Poll until pred(arg) holds or the deadline passes. */
-static int wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns)
+int rt_wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns)
 {
 	uint64_t deadline = timeout_ns >= 0 ? prism_now_ns() + (uint64_t)timeout_ns : 0;
 	bool blocked = false;
@@ -874,13 +915,13 @@ int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 		return PRISM_E_RELEASED;
 	}
 	if (o->state == OBJ_PENDING) {
-		int rc = wait_until(obj_settled, o, timeout_ns);
+		int rc = rt_wait_until(obj_settled, o, timeout_ns);
 		if (rc)
 			return rc;
 	}
 	*data = o->data;
 	*len = obj_len(o);
-	return o->state == OBJ_READY ? 0 : PRISM_E_TASK_FAILED;
+	return o->state == OBJ_READY ? 0 : obj_err_code(o->err);
 }
 
 struct wait_arg {
@@ -917,7 +958,7 @@ int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeou
 			return PRISM_E_RELEASED;
 		}
 	struct wait_arg w = {refs, n, num_ready, ready, 0};
-	int rc = wait_until(enough_ready, &w, timeout_ns);
+	int rc = rt_wait_until(enough_ready, &w, timeout_ns);
 	enough_ready(&w);
 	return rc && rc != PRISM_E_TIMEOUT ? rc : (int)w.count;
 }

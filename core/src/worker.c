@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -44,9 +45,31 @@ struct serve {
 	int lease;
 	uint32_t gen, submitter;
 	prism_ring *spec, *done;
+	uint8_t revoke; /* revoked during a call: 1 drain, 2 discard */
 };
 
 static struct serve srv = {.lease = -1};
+/* Where the completion of the call running now goes: srv, or an actor channel. */
+static struct serve *cur = &srv;
+
+/* The actor this worker hosts (ACTOR_HOST), and the channels its callers hold. */
+static struct {
+	bool hosting;
+	uint32_t flags; /* SCHED_ACTOR_* */
+	int rt_cpu;
+	const struct rt_fn *cls;
+	void *state;
+	bool built;
+	char *failed; /* the constructor failed: why */
+	bool has_ckpt;
+	prism_id ckpt; /* the checkpoint to restore from, from the node */
+	uint64_t ckpt_seq;
+	uint32_t every, since; /* calls between checkpoints, calls since the last */
+	int owner_chan;        /* index in chans of the owner's, or -1 */
+	struct serve chans[SCHED_MAX_LEASES];
+	uint32_t nchans;
+	uint32_t next; /* the channel to look at first, in turn */
+} host = {.owner_chan = -1};
 static uint8_t *task_buf; /* one whole task message */
 static uint8_t *done_buf; /* one whole completion */
 static size_t done_cap;
@@ -169,7 +192,7 @@ static struct sched_done_msg *done_begin(const struct sched_task_msg *m, size_t 
 
 static bool submitter_alive(void)
 {
-	return atomic_load(&sched_client_at(rt.base, srv.submitter)->state) ==
+	return atomic_load(&sched_client_at(rt.base, cur->submitter)->state) ==
 	       SCHED_CLIENT_ATTACHED;
 }
 
@@ -177,7 +200,7 @@ static bool submitter_alive(void)
 static void send_done(const struct sched_done_msg *d)
 {
 	for (uint64_t i = 0;; i++) {
-		int rc = sched_msg_send(srv.done, &d->h);
+		int rc = sched_msg_send(cur->done, &d->h);
 		if (rc != PRISM_E_FULL)
 			return;
 		if ((i & 1023) == 1023 && !submitter_alive())
@@ -254,6 +277,116 @@ static void unpin_args(const prism_id *pinned, unsigned n)
 		objstore_release(rt.os, pinned[i]);
 }
 
+/* ---- hosting an actor ------------------------------------------------------------------ */
+
+/* The constructor (or, after a restart with a checkpoint, restore). */
+static int build_actor(prism_task_ctx *ctx, const struct rt_fn *cls,
+		       const struct sched_task_msg *m, const prism_arg *args)
+{
+	int rc;
+	host.cls = cls;
+	host.every = m->attempt;
+	if (host.has_ckpt && cls->restore) {
+		const void *data;
+		size_t size;
+		rc = objstore_get(rt.os, host.ckpt, &data, &size);
+		if (rc == 0) {
+			rc = cls->restore(data, size, &host.state);
+			objstore_release(rt.os, host.ckpt);
+			if (rc)
+				prism_fail(ctx, "restore from checkpoint %llu failed (%d)",
+					   (unsigned long long)host.ckpt_seq, rc);
+		} else {
+			prism_fail(ctx, "its checkpoint is gone from the object store");
+		}
+	} else {
+		rc = cls->ctor(ctx, args, m->nargs, &host.state);
+	}
+	if (rc == 0 && !ctx->error) {
+		host.built = true;
+		return 0;
+	}
+	host.failed = prism_strdup(ctx->error ? ctx->error : prism_strerror(rc));
+	PRISM_LOG_W("worker", "actor of class %s failed to start: %s", cls->name,
+		    host.failed ? host.failed : "?");
+	return rc ? rc : PRISM_E_TASK_FAILED;
+}
+
+/* Save the state into the store, hand the object to the node, and tell it. */
+static void checkpoint(void)
+{
+	void *bytes = NULL;
+	size_t len = 0;
+	if (!host.cls->save || host.cls->save(host.state, &bytes, &len) != 0) {
+		PRISM_LOG_W("worker", "actor %s: checkpoint callback failed", host.cls->name);
+		free(bytes);
+		return;
+	}
+	prism_id id = prism_id_new(PRISM_ID_OBJECT);
+	void *w;
+	int rc = objstore_create(rt.os, id, len, &w);
+	if (rc == 0) {
+		memcpy(w, bytes, len);
+		rc = objstore_seal(rt.os, id);
+		if (rc)
+			objstore_abort(rt.os, id);
+	}
+	free(bytes);
+	if (rc == 0)
+		rc = objstore_give(rt.os, id, SCHED_DAEMON_SLOT);
+	if (rc) {
+		PRISM_LOG_W("worker", "actor %s: cannot store a checkpoint: %s", host.cls->name,
+			    prism_strerror(rc));
+		return;
+	}
+	struct sched_ctl_msg c = {
+		.h = {.len = sizeof(c), .type = SCHED_M_ACTOR_CHECKPOINT, .nslots = 1},
+		.e = ++host.ckpt_seq};
+	memcpy(c.tail_, id.b, PRISM_ID_SIZE);
+	rt_send_msg(&c.h);
+}
+
+/* Real time: pin, lock, SCHED_FIFO if allowed, and never sleep. */
+static void become_realtime(int cpu)
+{
+	if (cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) != 0)
+			PRISM_LOG_W("worker", "real-time actor: cannot pin to CPU %d: %s", cpu,
+				    strerror(errno));
+	}
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+		PRISM_LOG_W("worker",
+			    "real-time actor: mlockall failed (%s); page faults may add "
+			    "latency (raise RLIMIT_MEMLOCK)",
+			    strerror(errno));
+	struct sched_param sp = {.sched_priority = 10};
+	if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+		PRISM_LOG_W("worker",
+			    "real-time actor: SCHED_FIFO not allowed (%s); running as a normal "
+			    "thread that never sleeps (grant CAP_SYS_NICE or an rtprio limit)",
+			    strerror(errno));
+	rt.spin_ns = UINT64_MAX / 4; /* spin on the rings forever */
+}
+
+static void on_host(const struct sched_ctl_msg *m)
+{
+	if (host.hosting) {
+		PRISM_LOG_E("worker", "asked to host a second actor");
+		return;
+	}
+	host.hosting = true;
+	host.flags = m->b;
+	host.rt_cpu = m->code;
+	memcpy(host.ckpt.b, m->tail_, PRISM_ID_SIZE);
+	host.has_ckpt = !prism_id_is_nil(host.ckpt);
+	host.ckpt_seq = m->e;
+	if (host.flags & SCHED_ACTOR_REALTIME)
+		become_realtime(host.rt_cpu);
+}
+
 static void run_task(const struct sched_task_msg *m)
 {
 	prism_task_ctx ctx = {.nreturns = m->nreturns ? m->nreturns : 1, .task = m->task};
@@ -261,6 +394,30 @@ static void run_task(const struct sched_task_msg *m)
 	prism_id stack_pins[16], *pins = stack_pins;
 	unsigned npins = 0, bad = 0;
 	const struct rt_fn *fn = rt_fn_by_hash(m->fn);
+	if (fn && (m->flags & (SCHED_TASK_METHOD | SCHED_TASK_CTOR))) {
+		if (!host.hosting) {
+			send_failure(m, PRISM_E_PROTO, "%s: this worker hosts no actor",
+				     fn->name);
+			return;
+		}
+		if (host.failed) {
+			send_failure(m, PRISM_E_ACTOR_DIED,
+				     "%s: the actor's constructor failed: %s", fn->name,
+				     host.failed);
+			return;
+		}
+		if ((m->flags & SCHED_TASK_METHOD) &&
+		    (fn->kind != RT_METHOD || fn->cls != host.cls)) {
+			send_failure(m, PRISM_E_UNKNOWN_METHOD, "%s: not a method of class %s",
+				     fn->name, host.cls ? host.cls->name : "?");
+			return;
+		}
+		if ((m->flags & SCHED_TASK_CTOR) && (fn->kind != RT_CLASS || host.built)) {
+			send_failure(m, PRISM_E_PROTO,
+				     "%s: not a constructor this actor can run", fn->name);
+			return;
+		}
+	}
 	if (!fn) {
 		send_failure(
 			m, PRISM_E_UNKNOWN_FUNCTION,
@@ -290,7 +447,16 @@ static void run_task(const struct sched_task_msg *m)
 	ctx.fn = fn;
 	rt.in_task = true;
 	uint64_t t0 = prism_now_ns();
-	int rc = fn->fn(&ctx, args, m->nargs);
+	int rc;
+	if (m->flags & SCHED_TASK_METHOD)
+		rc = fn->method(&ctx, host.state, args, m->nargs);
+	else if (m->flags & SCHED_TASK_CTOR)
+		rc = build_actor(&ctx, fn, m, args);
+	else if (fn->kind == RT_FN)
+		rc = fn->fn(&ctx, args, m->nargs);
+	else
+		rc = prism_fail(&ctx, "an actor %s, called as a task",
+				fn->kind == RT_CLASS ? "class" : "method");
 	uint64_t ran = prism_now_ns() - t0;
 	rt.in_task = false;
 	if (rc != 0 || ctx.error) {
@@ -331,7 +497,7 @@ static void run_task(const struct sched_task_msg *m)
 				.kind = SCHED_ARG_STORE};
 			memcpy(p, ctx.ret[i].id.b, PRISM_ID_SIZE);
 			p += PRISM_ID_SIZE;
-			if (objstore_give(rt.os, ctx.ret[i].id, srv.submitter) == 0)
+			if (objstore_give(rt.os, ctx.ret[i].id, cur->submitter) == 0)
 				ctx.ret[i].in_store = false; /* no longer ours to drop */
 			continue;
 		}
@@ -344,6 +510,10 @@ static void run_task(const struct sched_task_msg *m)
 
 	sched_client_at(rt.base, rt.slot)->tasks_run++;
 	send_done(d);
+	if ((m->flags & SCHED_TASK_METHOD) && host.every && ++host.since >= host.every) {
+		host.since = 0;
+		checkpoint();
+	}
 out:
 	unpin_args(pins, npins);
 	for (unsigned i = 0; i < ctx.nreturns && i < PRISM_MAX_RETURNS; i++)
@@ -362,63 +532,101 @@ static void serve_rebuild_waitset(void)
 	rt_rebuild_waitset();
 	if (srv.lease >= 0)
 		rt.waitset[rt.nwait++] = srv.spec;
+	for (uint32_t i = 0; i < host.nchans; i++)
+		rt.waitset[rt.nwait++] = host.chans[i].spec;
 }
 
-static void serve_close(void)
+static void serve_close(struct serve *sv)
 {
-	prism_ring_destroy(srv.spec);
-	prism_ring_destroy(srv.done);
-	srv = (struct serve){.lease = -1};
-	rt.serving = -1;
+	prism_ring_destroy(sv->spec);
+	prism_ring_destroy(sv->done);
+	if (sv == &srv) {
+		srv = (struct serve){.lease = -1};
+		rt.serving = -1;
+	} else {
+		uint32_t i = (uint32_t)(sv - host.chans);
+		if (host.owner_chan == (int)i)
+			host.owner_chan = -1;
+		else if (host.owner_chan == (int)host.nchans - 1)
+			host.owner_chan = (int)i;
+		host.chans[i] = host.chans[--host.nchans];
+	}
 	serve_rebuild_waitset();
 }
 
-/* Take the tasks still queued on the served lease (running them, or dropping them when
- * the submitter is gone), then let the lease go. */
-static void serve_release(bool discard)
+static void run_from(struct serve *sv, const struct sched_task_msg *m)
 {
-	int lease = srv.lease;
+	cur = sv;
+	run_task(m);
+	cur = &srv;
+}
+
+/* Take the tasks still queued on a served lease (running them, or dropping them when
+ * the submitter is gone), then let the lease go. */
+static void serve_release(struct serve *sv, bool discard)
+{
+	int lease = sv->lease;
 	int len;
-	while ((len = sched_msg_recv(srv.spec, task_buf, SCHED_MSG_MAX + SCHED_SLOT)) > 0)
+	while ((len = sched_msg_recv(sv->spec, task_buf, SCHED_MSG_MAX + SCHED_SLOT)) > 0)
 		if (!discard && ((struct sched_msg *)task_buf)->type == SCHED_M_TASK)
-			run_task((const struct sched_task_msg *)task_buf);
-	serve_close();
+			run_from(sv, (const struct sched_task_msg *)task_buf);
+	serve_close(sv);
 	rt_send_ctl(SCHED_M_LEASE_RELEASED, (uint32_t)lease, 0, 0);
+}
+
+static struct serve *served(uint32_t lease)
+{
+	if (srv.lease == (int)lease)
+		return &srv;
+	for (uint32_t i = 0; i < host.nchans; i++)
+		if (host.chans[i].lease == (int)lease)
+			return &host.chans[i];
+	return NULL;
 }
 
 void rt_worker_on_ctl(const struct sched_ctl_msg *m)
 {
-	if (m->h.type == SCHED_M_LEASE_ASSIGN) {
-		if (srv.lease >= 0 || m->a >= SCHED_MAX_LEASES || m->b >= SCHED_MAX_CLIENTS) {
+	if (m->h.type == SCHED_M_ACTOR_HOST) {
+		on_host(m);
+	} else if (m->h.type == SCHED_M_LEASE_ASSIGN) {
+		bool chan = m->d == 1;
+		if ((chan ? !host.hosting : srv.lease >= 0) || m->a >= SCHED_MAX_LEASES ||
+		    m->b >= SCHED_MAX_CLIENTS) {
 			PRISM_LOG_E("worker", "unexpected lease assignment %u", m->a);
 			return;
 		}
+		struct serve sv = {.lease = (int)m->a, .gen = m->c, .submitter = m->b};
 		int rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 0),
-						  rt.hdr->lease_ring_bytes, rt.bell, &srv.spec);
+						  rt.hdr->lease_ring_bytes, rt.bell, &sv.spec);
 		if (rc == 0)
 			rc = prism_ring_attach_shared(
 				sched_lease_ring_at(rt.base, m->a, 1), rt.hdr->lease_ring_bytes,
-				sched_client_at(rt.base, m->b)->bell, &srv.done);
+				sched_client_at(rt.base, m->b)->bell, &sv.done);
 		if (rc) {
 			PRISM_LOG_E("worker", "cannot open lease %u: %s", m->a,
 				    prism_strerror(rc));
 			_exit(3); /* the node sees the exit and tells the submitter */
 		}
-		srv.lease = (int)m->a;
-		srv.gen = m->c;
-		srv.submitter = m->b;
-		rt.serving = (int)m->a;
+		if (chan) {
+			if (m->e & SCHED_CHAN_OWNER)
+				host.owner_chan = (int)host.nchans;
+			host.chans[host.nchans++] = sv;
+		} else {
+			srv = sv;
+			rt.serving = (int)m->a;
+		}
 		serve_rebuild_waitset();
 	} else if (m->h.type == SCHED_M_LEASE_REVOKE) {
-		if (srv.lease != (int)m->a)
+		struct serve *sv = served(m->a);
+		if (!sv)
 			return;
 		if (rt.in_task) {
-			/* A nested get is polling: finish the current task first. */
+			/* A nested get is polling: finish the current call first. */
+			sv->revoke = m->b != 0 ? 2 : 1;
 			rt.revoke_pending = true;
-			rt.revoke_discard = m->b != 0;
 			return;
 		}
-		serve_release(m->b != 0);
+		serve_release(sv, m->b != 0);
 	}
 }
 
@@ -427,11 +635,22 @@ void rt_worker_block(bool blocked)
 	rt_send_ctl(blocked ? SCHED_M_BLOCKED : SCHED_M_UNBLOCKED, 0, 0, 0);
 }
 
-static void serve_some(void)
+/* Revocations that came while a call was running. */
+static void revoke_later(void)
 {
-	/* Bounded, so control messages are seen between batches. */
-	for (int k = 0; k < 64 && srv.lease >= 0; k++) {
-		int len = sched_msg_recv(srv.spec, task_buf, SCHED_MSG_MAX + SCHED_SLOT);
+	rt.revoke_pending = false;
+	if (srv.lease >= 0 && srv.revoke)
+		serve_release(&srv, srv.revoke == 2);
+	for (uint32_t i = host.nchans; i-- > 0;)
+		if (host.chans[i].revoke)
+			serve_release(&host.chans[i], host.chans[i].revoke == 2);
+}
+
+/* Up to max calls from one lease. */
+static void serve_lease(struct serve *sv, int max)
+{
+	for (int k = 0; k < max && sv->lease >= 0; k++) {
+		int len = sched_msg_recv(sv->spec, task_buf, SCHED_MSG_MAX + SCHED_SLOT);
 		if (len <= 0) {
 			if (len < 0)
 				PRISM_LOG_E("worker", "bad task message: %s",
@@ -440,12 +659,35 @@ static void serve_some(void)
 		}
 		const struct sched_task_msg *m = (const struct sched_task_msg *)task_buf;
 		if (m->h.type == SCHED_M_TASK && (size_t)len >= sizeof(*m))
-			run_task(m);
+			run_from(sv, m);
 		if (rt.revoke_pending) {
-			rt.revoke_pending = false;
-			serve_release(rt.revoke_discard);
+			revoke_later();
+			break; /* sv may be gone */
 		}
 	}
+}
+
+static void serve_some(void)
+{
+	/* Bounded, so control messages are seen between batches. */
+	if (srv.lease >= 0)
+		serve_lease(&srv, 64);
+	if (!host.hosting)
+		return;
+	if (!host.built && !host.failed) {
+		/* The constructor comes first, on the owner's channel. */
+		if (host.owner_chan >= 0)
+			serve_lease(&host.chans[host.owner_chan], 1);
+		return;
+	}
+	/* In turn, a few calls from each caller: no caller can starve another. */
+	uint32_t n = host.nchans;
+	for (uint32_t k = 0; k < n && host.nchans; k++) {
+		uint32_t i = (host.next + k) % host.nchans;
+		serve_lease(&host.chans[i], 16);
+	}
+	if (host.nchans)
+		host.next = (host.next + 1) % host.nchans;
 }
 
 int rt_worker_main(void)
@@ -481,12 +723,15 @@ int rt_worker_main(void)
 	rt.up = true;
 	serve_rebuild_waitset();
 	for (;;) {
+		/* Leases of this process's own (nested calls) change the wait set without
+		 * the rings it serves: put them back right before waiting, or a call pushed
+		 * into them would ring a bell nobody looks behind. */
+		if (rt.nwait != 1 + rt.nactive + (srv.lease >= 0) + host.nchans)
+			serve_rebuild_waitset();
 		int r = prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
 		if (r < 0 && r != PRISM_E_TIMEOUT)
 			break;
 		rt_poll_once();
-		if (srv.lease >= 0 && rt.waitset[rt.nwait - 1] != srv.spec)
-			serve_rebuild_waitset();
 		serve_some();
 		rt_leases_maintain();
 	}

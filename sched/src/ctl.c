@@ -24,7 +24,7 @@
 #include "base/log.h"
 #include "node_int.h"
 
-static void msg_init(struct sched_ctl_msg *m, uint16_t type)
+void ctl__msg_init(struct sched_ctl_msg *m, uint16_t type)
 {
 	memset(m, 0, sizeof(*m));
 	m->h.len = sizeof(*m);
@@ -94,7 +94,7 @@ static void lease_free(struct sched_node *n, uint32_t l)
 	atomic_store(&ls->state, SCHED_LEASE_FREE);
 }
 
-static bool res_fit(const struct sched_node *n, const uint64_t *milli)
+bool ctl__res_fit(const struct sched_node *n, const uint64_t *milli)
 {
 	for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
 		if (milli[r] && n->res_used[r] + milli[r] > n->hdr->res[r].total_milli)
@@ -102,7 +102,8 @@ static bool res_fit(const struct sched_node *n, const uint64_t *milli)
 	return true;
 }
 
-static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_t worker)
+int ctl__lease_open(struct sched_node *n, uint32_t client, uint32_t worker,
+		    const uint64_t *milli, bool chan)
 {
 	uint32_t l;
 	for (l = 0; l < SCHED_MAX_LEASES; l++)
@@ -116,33 +117,47 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 		sched_lease_ring_at(n->base, l, 0), n->hdr->lease_ring_bytes, "spec",
 		SCHED_SLOT, SCHED_LEASE_SLOTS, node__client(n, worker)->bell, &spec);
 	if (rc == 0)
-		rc = prism_ring_create_shared(sched_lease_ring_at(n->base, l, 1),
-					      n->hdr->lease_ring_bytes, "done", SCHED_SLOT,
-					      SCHED_LEASE_SLOTS,
-					      node__client(n, rq->client)->bell, &done);
+		rc = prism_ring_create_shared(
+			sched_lease_ring_at(n->base, l, 1), n->hdr->lease_ring_bytes, "done",
+			SCHED_SLOT, SCHED_LEASE_SLOTS, node__client(n, client)->bell, &done);
 	prism_ring_destroy(spec);
 	prism_ring_destroy(done);
 	if (rc)
 		return rc;
 	ls->generation++;
-	ls->submitter = rq->client;
+	ls->submitter = client;
 	ls->worker = worker;
-	ls->shape = rq->shape;
+	ls->shape = 0;
 	atomic_store(&ls->busy, 0);
 	atomic_store(&ls->idle_since_ns, prism_now_ns());
 	atomic_store(&ls->state, SCHED_LEASE_GRANTED);
-	n->cl[worker].lease = (int)l;
-	memcpy(n->lease_res[l], rq->milli, sizeof(n->lease_res[l]));
+	if (milli)
+		memcpy(n->lease_res[l], milli, sizeof(n->lease_res[l]));
+	else
+		memset(n->lease_res[l], 0, sizeof(n->lease_res[l]));
+	n->lease_chan[l] = chan;
+	if (!chan)
+		n->cl[worker].lease = (int)l;
 	res_account(n, l, 1, false);
 	n->leases_granted++;
+	return (int)l;
+}
 
+static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_t worker)
+{
+	int rc = ctl__lease_open(n, rq->client, worker, rq->milli, false);
+	if (rc < 0)
+		return rc;
+	uint32_t l = (uint32_t)rc;
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	ls->shape = rq->shape;
 	struct sched_ctl_msg m;
-	msg_init(&m, SCHED_M_LEASE_ASSIGN);
+	ctl__msg_init(&m, SCHED_M_LEASE_ASSIGN);
 	m.a = l;
 	m.b = rq->client;
 	m.c = ls->generation;
 	ctl__send(n, worker, &m);
-	msg_init(&m, SCHED_M_LEASE_GRANT);
+	ctl__msg_init(&m, SCHED_M_LEASE_GRANT);
 	m.h.req_id = rq->req_id;
 	m.a = l;
 	m.b = worker;
@@ -157,17 +172,18 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 static void deny(struct sched_node *n, const struct lease_req *rq, int code)
 {
 	struct sched_ctl_msg m;
-	msg_init(&m, SCHED_M_LEASE_DENIED);
+	ctl__msg_init(&m, SCHED_M_LEASE_DENIED);
 	m.h.req_id = rq->req_id;
 	m.code = code;
 	ctl__send(n, rq->client, &m);
 }
 
-static int idle_worker(struct sched_node *n, int code)
+int ctl__idle_worker(struct sched_node *n, int code)
 {
 	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
 		struct client_local *cl = &n->cl[s];
 		if (cl->kind == SCHED_KIND_WORKER && cl->code == code && cl->lease < 0 &&
+		    !cl->actor &&
 		    atomic_load(&node__client(n, s)->state) == SCHED_CLIENT_ATTACHED)
 			return (int)s;
 	}
@@ -182,7 +198,8 @@ static uint32_t reclaim_idle(struct sched_node *n, uint32_t wanted)
 	uint32_t got = 0;
 	for (uint32_t l = 0; l < SCHED_MAX_LEASES && got < wanted; l++) {
 		struct sched_lease *ls = sched_lease_at(n->base, l);
-		if (atomic_load(&ls->state) != SCHED_LEASE_GRANTED || atomic_load(&ls->busy) ||
+		if (n->lease_chan[l] || atomic_load(&ls->state) != SCHED_LEASE_GRANTED ||
+		    atomic_load(&ls->busy) ||
 		    now - atomic_load(&ls->idle_since_ns) < NODE_LEASE_IDLE_NS)
 			continue;
 		uint32_t expect = SCHED_LEASE_GRANTED;
@@ -193,11 +210,11 @@ static uint32_t reclaim_idle(struct sched_node *n, uint32_t wanted)
 			continue;
 		}
 		struct sched_ctl_msg m;
-		msg_init(&m, SCHED_M_LEASE_REVOKE);
+		ctl__msg_init(&m, SCHED_M_LEASE_REVOKE);
 		m.a = l;
 		m.c = ls->generation;
 		ctl__send(n, ls->worker, &m);
-		msg_init(&m, SCHED_M_LEASE_RECALLED);
+		ctl__msg_init(&m, SCHED_M_LEASE_RECALLED);
 		m.a = l;
 		m.c = ls->generation;
 		ctl__send(n, ls->submitter, &m);
@@ -221,8 +238,8 @@ void ctl__dispatch(struct sched_node *n)
 			deny(n, rq, PRISM_E_INFEASIBLE);
 			continue;
 		}
-		bool fits = res_fit(n, rq->milli);
-		int w = fits ? idle_worker(n, code) : -1;
+		bool fits = ctl__res_fit(n, rq->milli);
+		int w = fits ? ctl__idle_worker(n, code) : -1;
 		if (w >= 0 && lease_grant(n, rq, (uint32_t)w) == 0)
 			continue;
 		if (fits)
@@ -230,6 +247,8 @@ void ctl__dispatch(struct sched_node *n)
 		n->reqs[kept++] = *rq;
 	}
 	n->nreqs = kept;
+	uint32_t for_actors[NODE_MAX_CODES] = {0};
+	actors__dispatch(n, for_actors);
 	uint32_t starved = 0;
 	for (int c = 0; c < (int)NODE_MAX_CODES; c++)
 		starved += wanted[c];
@@ -238,11 +257,12 @@ void ctl__dispatch(struct sched_node *n)
 		reclaim_idle(n, n->nreqs - starved);
 	/* Start workers for requests that only lack one (a worker blocked in a nested get
 	 * has lent its CPU back, so CPUs can be free while every worker is leased). */
-	for (int c = 0; c < (int)NODE_MAX_CODES; c++)
-		while (wanted[c] > n->codes[c].starting && pool__can_start(n, c) &&
-		       !n->stop_requested)
+	for (int c = 0; c < (int)NODE_MAX_CODES; c++) {
+		while (wanted[c] + for_actors[c] > n->codes[c].starting &&
+		       pool__can_start(n, c, for_actors[c] > 0) && !n->stop_requested)
 			if (pool__spawn(n, c) != 0)
 				break;
+	}
 }
 
 /* ---- handlers ---------------------------------------------------------------------------- */
@@ -301,7 +321,7 @@ static void on_lease_return(struct sched_node *n, uint32_t slot, const struct sc
 	}
 	atomic_store(&ls->state, SCHED_LEASE_RETURNING);
 	struct sched_ctl_msg r;
-	msg_init(&r, SCHED_M_LEASE_REVOKE);
+	ctl__msg_init(&r, SCHED_M_LEASE_REVOKE);
 	r.a = m->a;
 	r.c = ls->generation;
 	ctl__send(n, ls->worker, &r);
@@ -342,9 +362,16 @@ static void on_unblocked(struct sched_node *n, uint32_t slot, const struct sched
 }
 
 static const ctl_handler handlers[] = {
-	[SCHED_M_LEASE_REQ] = on_lease_req,           [SCHED_M_LEASE_RETURN] = on_lease_return,
-	[SCHED_M_LEASE_RELEASED] = on_lease_released, [SCHED_M_BLOCKED] = on_blocked,
+	[SCHED_M_LEASE_REQ] = on_lease_req,
+	[SCHED_M_LEASE_RETURN] = on_lease_return,
+	[SCHED_M_LEASE_RELEASED] = on_lease_released,
+	[SCHED_M_BLOCKED] = on_blocked,
 	[SCHED_M_UNBLOCKED] = on_unblocked,
+	[SCHED_M_ACTOR_CREATE] = actors__on_create,
+	[SCHED_M_ACTOR_CONNECT] = actors__on_connect,
+	[SCHED_M_ACTOR_KILL] = actors__on_kill,
+	[SCHED_M_ACTOR_LOOKUP] = actors__on_lookup,
+	[SCHED_M_ACTOR_CHECKPOINT] = actors__on_checkpoint,
 };
 
 size_t ctl__drain(prism_loop *loop, void *arg)
@@ -360,7 +387,7 @@ size_t ctl__drain(prism_loop *loop, void *arg)
 		for (uint32_t k = 0; k < NODE_CTL_BATCH; k++) {
 			union {
 				struct sched_ctl_msg m;
-				uint8_t raw[2 * SCHED_SLOT];
+				uint8_t raw[4 * SCHED_SLOT];
 			} u;
 			int len = sched_msg_recv(cl->up, &u, sizeof(u));
 			if (len == 0)
@@ -409,7 +436,7 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 		if (ls->worker == slot) {
 			/* The worker is gone: the submitter must retry what it had in flight. */
 			if (st == SCHED_LEASE_GRANTED) {
-				msg_init(&m, SCHED_M_LEASE_LOST);
+				ctl__msg_init(&m, SCHED_M_LEASE_LOST);
 				m.a = l;
 				m.c = ls->generation;
 				m.code = PRISM_E_PIPE;
@@ -419,13 +446,14 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 		} else if (ls->submitter == slot && st == SCHED_LEASE_GRANTED) {
 			/* Nobody will read the results: the worker drops what is queued. */
 			atomic_store(&ls->state, SCHED_LEASE_RETURNING);
-			msg_init(&m, SCHED_M_LEASE_REVOKE);
+			ctl__msg_init(&m, SCHED_M_LEASE_REVOKE);
 			m.a = l;
 			m.b = 1; /* discard */
 			m.c = ls->generation;
 			ctl__send(n, ls->worker, &m);
 		}
 	}
+	actors__client_gone(n, slot);
 	ctl__dispatch(n);
 }
 

@@ -125,7 +125,7 @@ static int format_segment(struct sched_node *n)
 	void *store = sched_seg_at(n->base, l.objstore_off);
 	rc = objstore_format(store, l.objstore_size, n->o.objstore_bytes, maxobj);
 	if (rc == 0)
-		rc = objstore_attach(store, l.objstore_size, 0, &n->os);
+		rc = objstore_attach(store, l.objstore_size, SCHED_DAEMON_SLOT, &n->os);
 	if (rc) {
 		PRISM_LOG_E("node", "cannot format the object store: %s", prism_strerror(rc));
 		return rc;
@@ -205,7 +205,7 @@ static void send_error(int fd, int code, const char *msg)
 
 static int reserve_slot(struct sched_node *n, uint32_t *slot)
 {
-	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++) {
+	for (uint32_t i = 0; i < SCHED_DAEMON_SLOT; i++) {
 		struct sched_client *c = node__client(n, i);
 		if (atomic_load(&c->state) == SCHED_CLIENT_FREE && n->cl[i].kind == 0) {
 			*slot = i;
@@ -582,6 +582,10 @@ int sched_node_create(const struct sched_node_opts *opts, sched_node **out)
 		return rc;
 	}
 	n->started_ns = prism_now_ns();
+	if (actors__init(n) != 0) {
+		prism_free(n);
+		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++)
 		n->cl[i].lease = -1;
 	n->socket_path = prism_strdup(opts->socket_path);
@@ -670,6 +674,7 @@ void sched_node_destroy(sched_node *n)
 	}
 	pool__free_codes(n);
 	prism_free(n->reqs);
+	actors__free(n);
 	objstore_detach(n->os);
 	prism_shm_destroy(n->seg);
 	prism_free(n->socket_path);
@@ -710,6 +715,7 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 	OUT("tasks run: %llu (failed %llu)\n", (unsigned long long)tasks,
 	    (unsigned long long)failed);
 	ctl__status_leases(n, buf, len, &off);
+	actors__status(n, buf, len, &off);
 	struct objstore_stats os_st;
 	if (n->os && objstore_get_stats(n->os, &os_st) == 0)
 		OUT("object store: %.1f MiB used of %.1f MiB, %llu objects (table holds %llu), "

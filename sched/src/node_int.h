@@ -57,6 +57,7 @@ struct client_local {
 	pid_t pid;
 	int lease;                     /* worker: the lease it serves, or -1 */
 	bool blocked;                  /* worker: lent its CPU back while blocked in a get */
+	int actor;                     /* worker: 1 + the actor it hosts, or 0 */
 	struct sched_ctl_msg *backlog; /* down messages the ring had no room for */
 	uint32_t nbacklog, capbacklog;
 };
@@ -91,6 +92,11 @@ struct sched_node {
 	/* Resources: totals in hdr->res; what leases hold now, and per lease. */
 	uint64_t res_used[SCHED_MAX_RES];
 	uint64_t lease_res[SCHED_MAX_LEASES][SCHED_MAX_RES];
+	bool lease_chan[SCHED_MAX_LEASES]; /* an actor channel: never recalled when idle */
+	struct actor *actors;              /* NODE_MAX_ACTORS */
+	struct actor_wait *waits;
+	uint32_t nwaits, capwaits;
+	uint64_t actors_created, actors_restarted, actor_deaths;
 	uint64_t started_ns;
 	uint64_t leases_granted, workers_spawned, workers_died;
 	volatile int stop_requested;
@@ -109,10 +115,33 @@ int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, cons
 		   const char *code_path);
 void pool__code_release(struct sched_node *n, int code);
 void pool__free_codes(struct sched_node *n);
-bool pool__can_start(struct sched_node *n, int code);
+bool pool__can_start(struct sched_node *n, int code, bool for_actor);
 bool pool__broken(struct sched_node *n, int code);
 
+/* actors.c */
+#define NODE_MAX_ACTORS 64u
+int actors__init(struct sched_node *n);
+void actors__free(struct sched_node *n);
+/* Bind pending actors to idle workers; counts into wanted[code] the workers still
+ * needed. */
+void actors__dispatch(struct sched_node *n, uint32_t *wanted);
+/* A client left: actors it owned end, the actor it hosted restarts or ends. */
+void actors__client_gone(struct sched_node *n, uint32_t slot);
+void actors__status(struct sched_node *n, char *buf, size_t len, size_t *off);
+void actors__on_create(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+void actors__on_connect(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+void actors__on_checkpoint(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+
 /* ctl.c */
+void ctl__msg_init(struct sched_ctl_msg *m, uint16_t type);
+/* Format lease l's rings between client and worker and mark it granted (holding milli,
+ * or nothing for NULL).  Returns the lease or a negative code. */
+int ctl__lease_open(struct sched_node *n, uint32_t client, uint32_t worker,
+		    const uint64_t *milli, bool chan);
+int ctl__idle_worker(struct sched_node *n, int code);
+bool ctl__res_fit(const struct sched_node *n, const uint64_t *milli);
 size_t ctl__drain(prism_loop *loop, void *arg);
 void ctl__before_sleep(prism_loop *loop, void *arg);
 int ctl__send(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);

@@ -186,7 +186,7 @@ static void on_worker_exit(prism_loop_pid *w, int status, const prism_loop_exit 
 	c->workers--;
 	prism_loop_pid_close(w, NULL, NULL);
 	int code = cl->code;
-	memset(cl, 0, sizeof(*cl));
+	memset(cl, 0, sizeof(*cl)); /* actor = 0: hosts none */
 	cl->lease = -1;
 	atomic_store(&sc->state, SCHED_CLIENT_FREE);
 	pool__ensure(n, code);
@@ -225,7 +225,7 @@ int pool__spawn(struct sched_node *n, int code)
 {
 	struct code *c = &n->codes[code];
 	uint32_t slot = UINT32_MAX;
-	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++) {
+	for (uint32_t i = 0; i < SCHED_DAEMON_SLOT; i++) {
 		if (n->cl[i].kind == 0 &&
 		    atomic_load(&node__client(n, i)->state) == SCHED_CLIENT_FREE) {
 			slot = i;
@@ -287,8 +287,17 @@ void pool__ensure(struct sched_node *n, int code)
 			break;
 }
 
-bool pool__can_start(struct sched_node *n, int code)
+bool pool__can_start(struct sched_node *n, int code, bool for_actor)
 {
+	if (for_actor) {
+		/* A worker per actor, beyond max_workers (as in Ray), while the client table
+		 * keeps room for drivers. */
+		uint32_t all = 0;
+		for (int i = 0; i < (int)NODE_MAX_CODES; i++)
+			all += n->codes[i].workers;
+		return all < SCHED_MAX_CLIENTS - 8 &&
+		       n->codes[code].start_failures < MAX_START_FAILURES;
+	}
 	struct code *c = &n->codes[code];
 	return c->workers < n->o.max_workers && c->start_failures < MAX_START_FAILURES;
 }
@@ -312,7 +321,7 @@ void pool__reap_idle(struct sched_node *n)
 		for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
 			struct client_local *cl = &n->cl[s];
 			if (cl->kind == SCHED_KIND_WORKER && cl->code == i && cl->lease < 0 &&
-			    cl->pid > 0)
+			    !cl->actor && cl->pid > 0)
 				kill(cl->pid, SIGTERM);
 		}
 	}

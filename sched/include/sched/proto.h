@@ -53,6 +53,9 @@ extern "C" {
 /* Most processes attached at once (drivers, workers, nested submitters). */
 #define SCHED_MAX_CLIENTS 64u
 #define SCHED_MAX_LEASES 64u
+/* The daemon's own slot in the object store (it holds actors' checkpoints there); no
+ * client gets it. */
+#define SCHED_DAEMON_SLOT (SCHED_MAX_CLIENTS - 1)
 /* Resources a node offers: CPU and GPU always (index 0 and 1), then custom names.
  * Amounts are kept in thousandths, so fractional requests (0.5 CPU) add up exactly. */
 #define SCHED_MAX_RES 8u
@@ -233,6 +236,18 @@ enum sched_msg_type {
 	SCHED_M_LEASE_LOST = 24,     /* to submitter: {lease, code}: the worker died */
 	SCHED_M_SHUTDOWN = 25,       /* the daemon is stopping */
 	SCHED_M_LEASE_RECALLED = 26, /* to submitter: {lease}: idle, taken back */
+	/* actors (sched/src/actors.c explains the life of one) */
+	SCHED_M_ACTOR_CREATE = 6,      /* struct sched_actor_msg */
+	SCHED_M_ACTOR_CONNECT = 7,     /* {tail: actor id}: a channel to it, please */
+	SCHED_M_ACTOR_KILL = 8,        /* {tail: actor id} */
+	SCHED_M_ACTOR_LOOKUP = 9,      /* struct sched_actor_msg, name only */
+	SCHED_M_ACTOR_CHECKPOINT = 10, /* host: {actor, e: seq, tail: object id} */
+	SCHED_M_ACTOR_CHANNEL = 27,    /* to caller: {lease, worker, generation, code: pid,
+				       * e: SCHED_CHAN_*, tail: actor id} */
+	SCHED_M_ACTOR_DENIED = 28,     /* to caller: {code, tail: actor id} */
+	SCHED_M_ACTOR_OK = 29,   /* create accepted, or lookup answer: {e: class, tail: id} */
+	SCHED_M_ACTOR_HOST = 30, /* to worker: {actor, code: CPU to pin to or -1,
+				       * b: flags (SCHED_ACTOR_*), tail: checkpoint id} */
 	/* lease rings */
 	SCHED_M_TASK = 40,
 	SCHED_M_DONE = 41,
@@ -257,6 +272,27 @@ struct sched_ctl_msg {
 };
 _Static_assert(sizeof(struct sched_ctl_msg) == SCHED_SLOT, "control messages fill one slot");
 
+enum sched_actor_flags {
+	SCHED_ACTOR_REALTIME = 1, /* a dedicated worker that spins, pinned, locked */
+};
+
+enum sched_chan_flags {
+	SCHED_CHAN_OWNER = 1,   /* the creator's channel: it sends the constructor first */
+	SCHED_CHAN_RESTART = 2, /* the actor was restarted: send the constructor again */
+};
+
+/* Creating an actor (the creator, who owns it: the actor ends when its owner does), or
+ * looking one up by name (only name is read). */
+struct sched_actor_msg {
+	struct sched_msg h;
+	prism_id actor;
+	uint64_t cls; /* sched_fn_hash() of the class name */
+	uint32_t milli[SCHED_MAX_RES];
+	int32_t max_restarts; /* -1: without limit */
+	uint32_t flags;       /* SCHED_ACTOR_* */
+	char name[64];        /* "" or a node-wide unique name */
+};
+
 /* A lease request: the amount of each node resource (index as in hdr.res) and the
  * requester's number for the shape, which the grant echoes. */
 struct sched_lease_req_msg {
@@ -275,10 +311,17 @@ struct sched_task_msg {
 	uint64_t deadline; /* absolute CLOCK_MONOTONIC ns, 0 = none */
 	uint16_t nargs;
 	uint8_t nreturns;
-	uint8_t flags;
-	uint32_t attempt; /* low 16 bits: attempts so far; high 16: retries allowed */
-	uint32_t shape;   /* the submitter's resource shape: which leases may carry it */
+	uint8_t flags;    /* SCHED_TASK_* */
+	uint32_t attempt; /* low 16 bits: attempts so far; high 16: retries allowed; for a
+			   * constructor, the calls between checkpoints (0: none) */
+	uint32_t shape;   /* the submitter's resource shape (a method: the submitter's actor
+			   * number): which leases may carry it */
 	uint32_t pad_;
+};
+
+enum sched_task_flags {
+	SCHED_TASK_METHOD = 1, /* fn: sched_fn_hash("Class.method") */
+	SCHED_TASK_CTOR = 2,   /* fn: the class; builds the actor's state (or restores it) */
 };
 
 enum sched_arg_kind {
@@ -314,12 +357,18 @@ static inline uint32_t sched_align8(uint32_t n)
 }
 
 /* FNV-1a of the name: the key a worker finds a function by. */
+/* FNV-1a of more bytes, continuing from h: sched_fn_hash("A.m") is
+ * sched_fn_hash_more(sched_fn_hash("A"), ".m"), so a method's key follows from its
+ * class's without the class name. */
+static inline uint64_t sched_fn_hash_more(uint64_t h, const char *more)
+{
+	for (; *more; more++)
+		h = (h ^ (uint8_t)*more) * 0x100000001b3ull;
+	return h;
+}
 static inline uint64_t sched_fn_hash(const char *name)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *name; name++)
-		h = (h ^ (uint8_t)*name) * 0x100000001b3ull;
-	return h;
+	return sched_fn_hash_more(0xcbf29ce484222325ull, name);
 }
 
 typedef struct prism_ring prism_ring;

@@ -53,6 +53,8 @@ extern "C" {
 	X(ACTOR_DIED, 1104, "the actor died")                                             \
 	X(UNKNOWN_FUNCTION, 1105, "no function is registered under that name")            \
 	X(RELEASED, 1106, "the reference was already released")                           \
+	X(NO_SPINNER, 1107, "no CPU is left for another real-time (spinning) worker")     \
+	X(UNKNOWN_METHOD, 1108, "the actor's class has no method of that name")           \
 	X(AUTH, 1200, "authentication failed")
 
 enum prism_error {
