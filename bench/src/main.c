@@ -14,6 +14,7 @@ static const struct {
 } suites[] = {
 	{"ring", bench_ring, "SPSC shared-memory rings between two processes"},
 	{"tasks", bench_tasks, "empty tasks: sync round trip, async throughput, 1M tasks"},
+	{"actors", bench_actors, "empty actor calls: 1:1 sync and async, n:n, real-time"},
 };
 
 static void usage(FILE *f)
@@ -37,6 +38,8 @@ int main(int argc, char **argv)
 	/* An extra driver of the tasks suite (multi_client_tasks_async). */
 	if (argc == 4 && strcmp(argv[1], "--tasks-client") == 0)
 		return bench_tasks_client(argv[2], atof(argv[3]));
+	if (argc == 4 && strcmp(argv[1], "--actors-client") == 0)
+		return bench_actors_client(argv[2], atof(argv[3]));
 	const char *want[16];
 	int nwant = 0;
 	for (int i = 1; i < argc; i++) {

@@ -8,5 +8,7 @@
 int bench_ring(const struct bench_opts *o);
 int bench_tasks(const struct bench_opts *o);
 int bench_tasks_client(const char *addr, double seconds);
+int bench_actors(const struct bench_opts *o);
+int bench_actors_client(const char *addr, double seconds);
 
 #endif

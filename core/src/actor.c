@@ -4,8 +4,9 @@
  * to it once the node opened one (a lease whose worker is the actor's host: calls go
  * straight into its ring, as tasks do) and the calls waiting for that channel, in call
  * order.  A caller asks for a channel on its first call (ACTOR_CONNECT); the creator,
- * the owner, gets one when the actor is bound to a worker, and sends the constructor on
- * it before anything else, keeping a copy to send again if the actor is restarted.
+ * the owner, gets one when the actor is bound to a worker.  The constructor goes to the
+ * node as a store object at creation; the node puts it first into the owner's channel
+ * at every binding (creation, restarts), so nothing waits for the owner to poll.
  *
  * Calls from this process run in the order they were made: one channel, one FIFO ring,
  * and calls wait in the entry's queue, in order, while there is no channel.  A call
@@ -41,7 +42,6 @@ struct rt_actor {
 	bool owner;
 	struct rt_lease *chan;
 	struct inflight queued;
-	uint8_t *ctor; /* owner: the constructor message, sent again on a restart */
 	int dead_code;
 	char why[160];
 };
@@ -95,8 +95,6 @@ static void mark_dead(struct rt_actor *a, int code, const char *why)
 		rt_fail_msgs(&a->queued, code == PRISM_E_ACTOR_DIED ? code : PRISM_E_ACTOR_DIED,
 			     a->why);
 	}
-	prism_free(a->ctor);
-	a->ctor = NULL;
 }
 
 /* Push one call into the open channel; PRISM_E_AGAIN when its ring is full. */
@@ -189,17 +187,8 @@ void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m)
 	}
 	l->actor = a;
 	a->chan = l;
-	if (m->e & SCHED_CHAN_OWNER) {
-		const struct sched_task_msg *ctor = (const struct sched_task_msg *)a->ctor;
-		if (!ctor || push(a, ctor) != 0) {
-			PRISM_LOG_E("actor", "cannot send the constructor of an actor");
-			prism_actor_kill((prism_actor){.id = a->id, .cls = a->cls});
-			return;
-		}
-		if (m->e & SCHED_CHAN_RESTART)
-			PRISM_LOG_I("actor", "actor restarted on worker pid %d",
-				    (int)l->worker_pid);
-	}
+	if (m->e & SCHED_CHAN_RESTART)
+		PRISM_LOG_I("actor", "actor restarted on worker pid %d", (int)l->worker_pid);
 	a->state = AC_OPEN;
 	if (a->queued.count) {
 		backlog++;
@@ -253,10 +242,8 @@ void rt_actor_on_ctl(const struct sched_ctl_msg *m)
 
 void rt_actor_fini(void)
 {
-	for (uint32_t i = 0; i < RT_MAX_ACTORS; i++) {
+	for (uint32_t i = 0; i < RT_MAX_ACTORS; i++)
 		fl_free(&actors[i].queued);
-		prism_free(actors[i].ctor);
-	}
 	memset(actors, 0, sizeof(actors));
 	backlog = 0;
 	reply.req_id = 0;
@@ -282,10 +269,10 @@ static int ask(struct sched_msg *h, int64_t timeout_ns)
 	return rc ? rc : reply.code;
 }
 
-/* The constructor message: every argument inline (refs are waited for and copied), so it
- * can be sent again after a restart. */
-static int build_ctor(const struct rt_fn *cls, const prism_value *args, size_t nargs,
-		      uint32_t checkpoint_every, uint8_t **out)
+/* The constructor message, every argument inline (refs are waited for and copied), in
+ * a store object given to the node (it sends it again after a restart). */
+static int store_ctor(const struct rt_fn *cls, const prism_value *args, size_t nargs,
+		      uint32_t checkpoint_every, prism_id id)
 {
 	size_t len = sizeof(struct sched_task_msg);
 	const void *data[64];
@@ -316,9 +303,16 @@ static int build_ctor(const struct rt_fn *cls, const prism_value *args, size_t n
 			     len, SCHED_MSG_MAX);
 		return PRISM_E_TOO_BIG;
 	}
-	uint8_t *buf = prism_aligned_alloc(64, sched_msg_slots((uint32_t)len) * SCHED_SLOT);
-	if (!buf)
-		return -ENOMEM;
+	size_t size = sched_msg_slots((uint32_t)len) * SCHED_SLOT;
+	void *obj;
+	int rc = objstore_create(rt.os, id, size, &obj);
+	if (rc) {
+		rt_set_error("no room in the object store for a constructor: %s",
+			     prism_strerror(rc));
+		return rc;
+	}
+	uint8_t *buf = obj;
+	memset(buf, 0, size);
 	struct sched_task_msg *m = (struct sched_task_msg *)buf;
 	memset(m, 0, sizeof(*m));
 	m->h = (struct sched_msg){.len = (uint32_t)len,
@@ -340,8 +334,15 @@ static int build_ctor(const struct rt_fn *cls, const prism_value *args, size_t n
 		memset(p + lens[i], 0, sched_align8((uint32_t)lens[i]) - lens[i]);
 		p += sched_align8((uint32_t)lens[i]);
 	}
-	*out = buf;
-	return 0;
+	rc = objstore_seal(rt.os, id);
+	if (rc == 0)
+		rc = objstore_give(rt.os, id, SCHED_DAEMON_SLOT);
+	if (rc) {
+		objstore_abort(rt.os, id);
+		objstore_release(rt.os, id);
+		objstore_delete(rt.os, id);
+	}
+	return rc;
 }
 
 int prism_actor_create(const char *cls_name, const prism_value *args, size_t nargs,
@@ -397,7 +398,8 @@ int prism_actor_create(const char *cls_name, const prism_value *args, size_t nar
 	uint32_t every = o.checkpoint_every ? o.checkpoint_every : 1;
 	if (!cls->save || o.max_restarts == 0)
 		every = 0;
-	rc = build_ctor(cls, args, nargs, every, &a->ctor);
+	m.ctor = prism_id_derive(m.actor, PRISM_ID_OBJECT, 1);
+	rc = store_ctor(cls, args, nargs, every, m.ctor);
 	if (rc) {
 		a->state = AC_DEAD;
 		return rc;

@@ -196,9 +196,14 @@ static bool submitter_alive(void)
 	       SCHED_CLIENT_ATTACHED;
 }
 
+/* A constructor answers nobody: the node put it in the channel, not the caller. */
+static bool quiet;
+
 /* Send a completion; wait for room while the submitter lives. */
 static void send_done(const struct sched_done_msg *d)
 {
+	if (quiet)
+		return;
 	for (uint64_t i = 0;; i++) {
 		int rc = sched_msg_send(cur->done, &d->h);
 		if (rc != PRISM_E_FULL)
@@ -389,6 +394,7 @@ static void on_host(const struct sched_ctl_msg *m)
 
 static void run_task(const struct sched_task_msg *m)
 {
+	quiet = (m->flags & SCHED_TASK_CTOR) != 0;
 	prism_task_ctx ctx = {.nreturns = m->nreturns ? m->nreturns : 1, .task = m->task};
 	prism_arg stack_args[16], *args = stack_args;
 	prism_id stack_pins[16], *pins = stack_pins;

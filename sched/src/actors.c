@@ -4,16 +4,17 @@
  * an idle worker of the owner's program (starting one if needed, beyond max_workers:
  * a worker per actor), holds the resources it asked for, tells the worker it hosts the
  * actor (ACTOR_HOST), and opens the owner's channel: a lease whose worker is the host,
- * which never returns while both live.  The owner sends the constructor first on its
- * channel; the host serves other channels only once the constructor ran, so a call
- * never meets an actor that is not built yet.  Any other client that calls the actor
+ * which never returns while both live.  The node itself puts the constructor first
+ * into that channel (the owner stored it as an object for the node to keep), so a
+ * creation or a restart never waits for the owner to poll; the host serves other
+ * channels only once the constructor ran, so a call never meets an actor that is not
+ * built yet.  Any other client that calls the actor
  * asks for its own channel (ACTOR_CONNECT); calls on one channel run in order, calls
  * on several interleave call by call.
  *
  * The host dies: every channel's holder hears LEASE_LOST (its calls in flight fail
  * with PRISM_E_ACTOR_DIED).  With restarts left, the actor is bound to a new worker,
- * told its last checkpoint, and the owner gets a channel marked RESTART on which it
- * sends the constructor again; otherwise the actor is dead and clients asking for it
+ * told its last checkpoint, and given the constructor again; otherwise the actor is dead and clients asking for it
  * are told so.  The owner leaving ends its actors (fate sharing, as in Ray), and so does
  * ACTOR_KILL.
  *
@@ -52,6 +53,7 @@ struct actor {
 	int rt_cpu;
 	prism_id ckpt;
 	uint64_t ckpt_seq;
+	prism_id ctor;     /* store object (ours) with the constructor message */
 	uint64_t dead_seq; /* order of death, to reuse the oldest dead entry first */
 };
 
@@ -100,6 +102,29 @@ static bool alive_client(struct sched_node *n, uint32_t slot, uint32_t gen)
 	       atomic_load(&node__client(n, slot)->state) == SCHED_CLIENT_ATTACHED;
 }
 
+/* The first message of the owner's channel: the constructor, from the store. */
+static int push_ctor(struct sched_node *n, struct actor *a, uint32_t l)
+{
+	const void *data;
+	size_t size;
+	prism_ring *spec = NULL;
+	int rc = objstore_get(n->os, a->ctor, &data, &size);
+	if (rc)
+		return rc;
+	rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, l, 0),
+				      n->hdr->lease_ring_bytes,
+				      node__client(n, a->worker)->bell, &spec);
+	const struct sched_msg *h = data;
+	if (rc == 0 &&
+	    (size < sizeof(struct sched_task_msg) || h->len > size || h->type != SCHED_M_TASK))
+		rc = PRISM_E_PROTO;
+	if (rc == 0)
+		rc = sched_msg_send(spec, h);
+	prism_ring_destroy(spec);
+	objstore_release(n->os, a->ctor);
+	return rc;
+}
+
 /* Open a channel from client to a's host; flags SCHED_CHAN_*. */
 static int open_channel(struct sched_node *n, struct actor *a, uint32_t client, uint32_t flags)
 {
@@ -108,6 +133,16 @@ static int open_channel(struct sched_node *n, struct actor *a, uint32_t client, 
 		PRISM_LOG_W("actors", "no lease free for a channel to an actor: %s",
 			    prism_strerror(l));
 		return l;
+	}
+	if (flags & SCHED_CHAN_OWNER) {
+		/* Before anyone hears of the channel: the owner produces into it only
+		 * after the grant below, so the ring keeps one producer at a time. */
+		int rc = push_ctor(n, a, (uint32_t)l);
+		if (rc) {
+			PRISM_LOG_E("actors", "cannot hand an actor its constructor: %s",
+				    prism_strerror(rc));
+			return rc;
+		}
 	}
 	struct sched_lease *ls = sched_lease_at(n->base, (uint32_t)l);
 	struct sched_ctl_msg m;
@@ -168,9 +203,9 @@ static void actor_dead(struct sched_node *n, struct actor *a, const char *why)
 	if (a->worker >= 0) {
 		struct client_local *w = &n->cl[a->worker];
 		w->actor = 0;
+		w->doomed = true; /* never given new work; its channels go when it is reaped */
 		if (w->pid > 0)
-			kill(w->pid,
-			     SIGKILL); /* its channels are lost when the pid watch fires */
+			kill(w->pid, SIGKILL);
 		a->worker = -1;
 		for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
 			n->res_used[r] -= a->milli[r];
@@ -179,6 +214,11 @@ static void actor_dead(struct sched_node *n, struct actor *a, const char *why)
 	a->dead_seq = ++n->actor_deaths;
 	a->name[0] = '\0'; /* the name is free for a new actor */
 	ckpt_drop(n, a);
+	if (!prism_id_is_nil(a->ctor)) {
+		objstore_release(n->os, a->ctor);
+		objstore_delete(n->os, a->ctor);
+		a->ctor = (prism_id){0};
+	}
 	if (alive_client(n, a->owner, a->owner_gen))
 		deny_actor(n, a->owner, 0, a->id, PRISM_E_ACTOR_DIED);
 	answer_waits(n, a);
@@ -236,7 +276,9 @@ static void bind(struct sched_node *n, struct actor *a, uint32_t w)
 	ctl__send(n, w, &m);
 	uint32_t flags = SCHED_CHAN_OWNER | (a->restarts ? SCHED_CHAN_RESTART : 0);
 	if (open_channel(n, a, a->owner, flags) != 0) {
-		actor_dead(n, a, "no lease free for its owner's channel");
+		actor_dead(n, a,
+			   "no lease free for its owner's channel, or its constructor is "
+			   "lost");
 		return;
 	}
 	PRISM_LOG_D("actors", "actor %u on worker %u (pid %d)%s", (unsigned)(a - n->actors), w,
@@ -320,6 +362,7 @@ void actors__on_create(struct sched_node *n, uint32_t slot, const struct sched_c
 			    .rt_cpu = -1};
 	memcpy(a->milli, milli, sizeof(milli));
 	snprintf(a->name, sizeof(a->name), "%s", m->name);
+	a->ctor = m->ctor; /* given to us by the owner */
 	n->actors_created++;
 	struct sched_ctl_msg ok;
 	ctl__msg_init(&ok, SCHED_M_ACTOR_OK);
@@ -330,6 +373,10 @@ void actors__on_create(struct sched_node *n, uint32_t slot, const struct sched_c
 	ctl__dispatch(n);
 	return;
 deny:
+	if (!prism_id_is_nil(m->ctor)) { /* it was given to us: drop it */
+		objstore_release(n->os, m->ctor);
+		objstore_delete(n->os, m->ctor);
+	}
 	deny_actor(n, slot, m->h.req_id, m->actor, code);
 }
 

@@ -183,7 +183,7 @@ int ctl__idle_worker(struct sched_node *n, int code)
 	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
 		struct client_local *cl = &n->cl[s];
 		if (cl->kind == SCHED_KIND_WORKER && cl->code == code && cl->lease < 0 &&
-		    !cl->actor &&
+		    !cl->actor && !cl->doomed &&
 		    atomic_load(&node__client(n, s)->state) == SCHED_CLIENT_ATTACHED)
 			return (int)s;
 	}

@@ -58,6 +58,7 @@ struct client_local {
 	int lease;                     /* worker: the lease it serves, or -1 */
 	bool blocked;                  /* worker: lent its CPU back while blocked in a get */
 	int actor;                     /* worker: 1 + the actor it hosts, or 0 */
+	bool doomed;                   /* worker: killed, not reaped yet: never reused */
 	struct sched_ctl_msg *backlog; /* down messages the ring had no room for */
 	uint32_t nbacklog, capbacklog;
 };

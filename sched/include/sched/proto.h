@@ -277,8 +277,8 @@ enum sched_actor_flags {
 };
 
 enum sched_chan_flags {
-	SCHED_CHAN_OWNER = 1,   /* the creator's channel: it sends the constructor first */
-	SCHED_CHAN_RESTART = 2, /* the actor was restarted: send the constructor again */
+	SCHED_CHAN_OWNER = 1,   /* the creator's channel: the constructor is in it first */
+	SCHED_CHAN_RESTART = 2, /* the actor was restarted on a new worker */
 };
 
 /* Creating an actor (the creator, who owns it: the actor ends when its owner does), or
@@ -291,6 +291,10 @@ struct sched_actor_msg {
 	int32_t max_restarts; /* -1: without limit */
 	uint32_t flags;       /* SCHED_ACTOR_* */
 	char name[64];        /* "" or a node-wide unique name */
+	/* A store object, given to the daemon's slot, holding the constructor's task
+	 * message: the daemon puts it first into the owner's channel each time it binds
+	 * the actor to a worker, so neither creation nor a restart waits for the owner. */
+	prism_id ctor;
 };
 
 /* A lease request: the amount of each node resource (index as in hdr.res) and the

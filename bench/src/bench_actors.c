@@ -1,0 +1,298 @@
+/* bench_actors.c — the actors suite, named after Ray's microbenchmarks.
+ *
+ *   1_1_actor_calls_sync   one caller, one actor: call an empty method, get the result,
+ *                          repeat: the round trip (p50/p99/p99.9/max)
+ *   1_1_actor_calls_async  one caller keeps a window of calls to one actor in flight
+ *                          (ops/s)
+ *   n_n_actor_calls_async  several callers (separate driver processes) each keep
+ *                          windows of calls to several actors in flight (ops/s, summed)
+ *   rt_actor_calls_sync    the round trip to a real-time actor (a pinned worker that
+ *                          spins on its rings and never sleeps)
+ *
+ * The driver starts an embedded node.  The n:n callers are this binary run again with
+ * --actors-client, attached to the same node, finding the actors by name.
+ */
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/hist.h"
+#include "prism.h"
+#include "suites.h"
+
+#define NN_ACTORS 2
+#define NN_CALLERS 2
+#define WINDOW 1000
+
+static int sink_new(prism_task_ctx *ctx, const prism_arg *args, size_t nargs, void **state)
+{
+	(void)ctx;
+	(void)args;
+	(void)nargs;
+	static int dummy;
+	*state = &dummy;
+	return 0;
+}
+
+static int nop(prism_task_ctx *ctx, void *state, const prism_arg *args, size_t nargs)
+{
+	(void)ctx;
+	(void)state;
+	(void)args;
+	(void)nargs;
+	return 0;
+}
+
+PRISM_ACTOR(BenchSink, sink_new, NULL);
+PRISM_METHOD(BenchSink, nop);
+
+static int fail(const char *what, int rc)
+{
+	fprintf(stderr, "prism-bench actors: %s: %s (%s)\n", what, prism_strerror(rc),
+		prism_last_error());
+	return 1;
+}
+
+static int sync_round(prism_actor a, int n, prism_hist *h)
+{
+	for (int i = 0; i < n; i++) {
+		prism_ref r;
+		const void *v;
+		size_t len;
+		uint64_t t0 = prism_cycles();
+		int rc = prism_actor_call(a, "nop", NULL, 0, NULL, &r);
+		if (rc)
+			return fail("call", rc);
+		rc = prism_get(r, 10 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
+		uint64_t dt = prism_cycles() - t0;
+		prism_ref_release(r);
+		if (rc)
+			return fail("get", rc);
+		if (h)
+			prism_hist_record(h, prism_cycles_to_ns(dt));
+	}
+	return 0;
+}
+
+/* n calls spread over the actors, at most `window` in flight; the rate, or < 0. */
+static double async_run(const prism_actor *actors, int nactors, long n, int window)
+{
+	prism_ref *ring = malloc((size_t)window * sizeof(*ring));
+	if (!ring)
+		return -1;
+	long sent = 0, got = 0;
+	uint64_t t0 = prism_now_ns();
+	while (got < n) {
+		while (sent < n && sent - got < window) {
+			int rc = prism_actor_call(actors[sent % nactors], "nop", NULL, 0, NULL,
+						  &ring[sent % window]);
+			if (rc) {
+				fail("call", rc);
+				free(ring);
+				return -1;
+			}
+			sent++;
+		}
+		const void *v;
+		size_t len;
+		int rc =
+			prism_get(ring[got % window], 30 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
+		if (rc) {
+			fail("get", rc);
+			free(ring);
+			return -1;
+		}
+		prism_ref_release(ring[got % window]);
+		got++;
+	}
+	double secs = (double)(prism_now_ns() - t0) / 1e9;
+	free(ring);
+	return (double)n / secs;
+}
+
+static int find_actors(prism_actor *out)
+{
+	for (int i = 0; i < NN_ACTORS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "bench-sink-%d", i);
+		int rc = prism_actor_get(name, 10 * (int64_t)PRISM_NS_PER_SEC, &out[i]);
+		if (rc)
+			return fail("actor_get", rc);
+	}
+	return 0;
+}
+
+/* --actors-client ADDR SECONDS: one caller of n_n_actor_calls_async; prints its call
+ * count and elapsed ns. */
+int bench_actors_client(const char *addr, double seconds)
+{
+	prism_opts po = {.address = addr, .log_level = -1};
+	prism_actor actors[NN_ACTORS];
+	int rc = prism_init(&po);
+	if (rc)
+		return fail("client prism_init", rc);
+	if (find_actors(actors) != 0 || async_run(actors, NN_ACTORS, 10000, WINDOW) < 0)
+		return 1; /* the last line warmed the channels up */
+	uint64_t t0 = prism_now_ns(), until = t0 + (uint64_t)(seconds * 1e9);
+	long done = 0;
+	while (prism_now_ns() < until) {
+		if (async_run(actors, NN_ACTORS, 20000, WINDOW) < 0)
+			return 1;
+		done += 20000;
+	}
+	printf("%ld %llu\n", done, (unsigned long long)(prism_now_ns() - t0));
+	prism_shutdown();
+	return 0;
+}
+
+static double n_n(double seconds)
+{
+	char exe[4096], secs[32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -1;
+	exe[n] = '\0';
+	snprintf(secs, sizeof(secs), "%.3f", seconds);
+	pid_t pids[NN_CALLERS];
+	int fds[NN_CALLERS];
+	extern char **environ;
+	for (int c = 0; c < NN_CALLERS; c++) {
+		int p[2];
+		if (pipe(p) != 0)
+			return -1;
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		posix_spawn_file_actions_addclose(&fa, p[0]);
+		char *argv[] = {exe, "--actors-client", (char *)prism_node_address(), secs,
+				NULL};
+		int src = posix_spawn(&pids[c], exe, &fa, NULL, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+		close(p[1]);
+		if (src != 0) {
+			close(p[0]);
+			return -1;
+		}
+		fds[c] = p[0];
+	}
+	double total = 0;
+	bool ok = true;
+	for (int c = 0; c < NN_CALLERS; c++) {
+		char buf[128] = {0};
+		ssize_t got = read(fds[c], buf, sizeof(buf) - 1);
+		long calls = 0;
+		unsigned long long ns = 0;
+		close(fds[c]);
+		int st = 0;
+		waitpid(pids[c], &st, 0);
+		if (got <= 0 || sscanf(buf, "%ld %llu", &calls, &ns) != 2 || ns == 0 ||
+		    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "prism-bench actors: caller %d failed\n", c);
+			ok = false;
+			continue;
+		}
+		total += (double)calls / ((double)ns / 1e9);
+	}
+	return ok ? total : -1;
+}
+
+static double median(double *v, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+			double t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int run_rt(const struct bench_opts *o, int n)
+{
+	prism_actor rta;
+	prism_hist *h = NULL;
+	prism_actor_opts ro = {.realtime = true};
+	int rc = prism_actor_create("BenchSink", NULL, 0, &ro, &rta);
+	if (rc)
+		return fail("create a real-time actor", rc);
+	if (prism_hist_create(&h) != 0 || sync_round(rta, 2000, NULL) != 0 ||
+	    sync_round(rta, n, h) != 0) {
+		prism_hist_destroy(h);
+		prism_actor_kill(rta);
+		return 1;
+	}
+	struct bench_field f[1] = {{"pinned_cpu", 1, NULL}};
+	bench_report_latency(o, "actors", "rt_actor_calls_sync", h, f, 1);
+	prism_hist_destroy(h);
+	prism_actor_kill(rta);
+	return 0;
+}
+
+int bench_actors(const struct bench_opts *o)
+{
+	const int rounds = o->rounds ? o->rounds : (o->quick ? 1 : 5);
+	const int sync_n = o->quick ? 2000 : 20000;
+	const long async_n = o->quick ? 20000 : 200000;
+	prism_hist *h = NULL;
+	double rate[64];
+	prism_actor one, nn[NN_ACTORS];
+	int rc = prism_init(&(prism_opts){.log_level = -1});
+	if (rc)
+		return fail("prism_init", rc);
+	if (prism_hist_create(&h) != 0)
+		goto fail;
+	rc = prism_actor_create("BenchSink", NULL, 0, NULL, &one);
+	if (rc) {
+		fail("create", rc);
+		goto fail;
+	}
+	/* Warm up: the actor's worker started and its channel open. */
+	if (sync_round(one, 2000, NULL) != 0 || async_run(&one, 1, 20000, WINDOW) < 0)
+		goto fail;
+	for (int r = 0; r < rounds && r < 64; r++) {
+		if (sync_round(one, sync_n, h) != 0)
+			goto fail;
+		rate[r] = async_run(&one, 1, async_n, WINDOW);
+		if (rate[r] < 0)
+			goto fail;
+	}
+	prism_actor_kill(one);
+	bench_report_header(o, "actors", "empty method calls on one node (an embedded node)");
+	struct bench_field f[1] = {{"rounds", rounds, NULL}};
+	bench_report_latency(o, "actors", "1_1_actor_calls_sync", h, f, 1);
+	struct bench_field fa[2] = {{"rounds", rounds, NULL}, {"window", WINDOW, NULL}};
+	bench_report_value(o, "actors", "1_1_actor_calls_async", "ops/s",
+			   median(rate, rounds < 64 ? rounds : 64), fa, 2);
+	for (int i = 0; i < NN_ACTORS; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "bench-sink-%d", i);
+		rc = prism_actor_create("BenchSink", NULL, 0, &(prism_actor_opts){.name = name},
+					&nn[i]);
+		if (rc) {
+			fail("create", rc);
+			goto fail;
+		}
+	}
+	double nnr = n_n(o->quick ? 0.5 : 2.0);
+	for (int i = 0; i < NN_ACTORS; i++)
+		prism_actor_kill(nn[i]);
+	if (nnr < 0)
+		goto fail;
+	struct bench_field fn[3] = {{"callers", NN_CALLERS, NULL},
+				    {"actors", NN_ACTORS, NULL},
+				    {"window", WINDOW, NULL}};
+	bench_report_value(o, "actors", "n_n_actor_calls_async", "ops/s", nnr, fn, 3);
+	if (run_rt(o, sync_n) != 0)
+		goto fail;
+	prism_hist_destroy(h);
+	prism_shutdown();
+	return 0;
+fail:
+	prism_hist_destroy(h);
+	prism_shutdown();
+	return 1;
+}
