@@ -515,11 +515,13 @@ static void run_task(const struct sched_task_msg *m)
 	}
 
 	sched_client_at(rt.base, rt.slot)->tasks_run++;
-	send_done(d);
+	/* The checkpoint before the reply: a caller that saw a result knows the state it
+	 * left survives a restart. */
 	if ((m->flags & SCHED_TASK_METHOD) && host.every && ++host.since >= host.every) {
 		host.since = 0;
 		checkpoint();
 	}
+	send_done(d);
 out:
 	unpin_args(pins, npins);
 	for (unsigned i = 0; i < ctx.nreturns && i < PRISM_MAX_RETURNS; i++)

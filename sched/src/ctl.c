@@ -427,6 +427,19 @@ void ctl__before_sleep(prism_loop *loop, void *arg)
 
 void ctl__client_gone(struct sched_node *n, uint32_t slot)
 {
+	/* What a dead actor host said last may matter: its newest checkpoint. */
+	struct client_local *cl = &n->cl[slot];
+	if (cl->up && cl->actor) {
+		union {
+			struct sched_ctl_msg m;
+			uint8_t raw[4 * SCHED_SLOT];
+		} u;
+		int len;
+		while ((len = sched_msg_recv(cl->up, &u, sizeof(u))) > 0)
+			if ((size_t)len >= sizeof(u.m) &&
+			    u.m.h.type == SCHED_M_ACTOR_CHECKPOINT)
+				actors__on_checkpoint(n, slot, &u.m);
+	}
 	struct sched_ctl_msg m;
 	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++) {
 		struct sched_lease *ls = sched_lease_at(n->base, l);
