@@ -352,7 +352,9 @@ PRISM_API int prism_actor_create(const char *cls, const prism_value *args, size_
 /* Call a method; refs to its num_returns results go to out at once (only num_returns of
  * opts is read).  The refs fail with PRISM_E_ACTOR_DIED when the actor ended before or
  * during the call, PRISM_E_UNKNOWN_METHOD when its class has no such method (the actor
- * keeps running), PRISM_E_TASK_FAILED when the method failed. */
+ * keeps running), PRISM_E_TASK_FAILED when the method failed.  A ref argument that is
+ * not ready yet is waited for here, so that no later call overtakes this one.  A
+ * process can hold handles to at most 256 actors in its life (-ENOSPC beyond). */
 PRISM_API int prism_actor_call(prism_actor actor, const char *method, const prism_value *args,
 			       size_t nargs, const prism_call_opts *opts, prism_ref *out);
 /* The actor created under name, waiting up to timeout_ns for it to appear (< 0:

@@ -179,9 +179,9 @@ void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m)
 	memcpy(id.b, m->tail_, PRISM_ID_SIZE);
 	struct rt_actor *a = entry(id, false);
 	if (!a || a->state == AC_DEAD || a->chan) {
-		/* Nobody here wants it (the actor was killed meanwhile): give it back. */
-		l->actor = NULL;
-		rt_send_ctl(SCHED_M_LEASE_RETURN, l->idx, 0, 0);
+		/* Nobody here wants it (the actor was killed meanwhile).  Not returned: the
+		 * node ends the channel with the actor's worker, and by the time this is
+		 * read the lease may be someone else's. */
 		rt_lease_forget(l);
 		return;
 	}

@@ -216,7 +216,7 @@ static struct rt_lease *lease_open(const struct sched_ctl_msg *m)
 		PRISM_LOG_E("client", "cannot open the rings of lease %u: %s", m->a,
 			    prism_strerror(rc));
 		lease_close(l);
-		rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, 0, 0);
+		rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
 		return NULL;
 	}
 	l->state = LEASE_ACTIVE;
@@ -404,7 +404,7 @@ void rt_leases_maintain(void)
 		if (now - l->idle_since < LEASE_IDLE_NS)
 			continue;
 		/* Nothing in flight: the worker finds an empty ring when it drains. */
-		if (rt_send_ctl(SCHED_M_LEASE_RETURN, l->idx, 0, 0) == 0) {
+		if (rt_send_ctl(SCHED_M_LEASE_RETURN, l->idx, l->gen, 0) == 0) {
 			lease_close(l);
 			rt_rebuild_waitset();
 		}

@@ -313,9 +313,11 @@ static struct sched_lease *lease_of(struct sched_node *n, uint32_t l)
 static void on_lease_return(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
 {
 	struct sched_lease *ls = lease_of(n, m->a);
-	if (ls && ls->submitter == slot && atomic_load(&ls->state) == SCHED_LEASE_RETURNING)
+	if (ls && ls->submitter == slot && ls->generation == m->b &&
+	    atomic_load(&ls->state) == SCHED_LEASE_RETURNING)
 		return; /* recalled already: the two crossed */
-	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_GRANTED || ls->submitter != slot) {
+	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_GRANTED || ls->submitter != slot ||
+	    ls->generation != m->b) {
 		PRISM_LOG_W("ctl", "client %u returned lease %u it does not hold", slot, m->a);
 		return;
 	}

@@ -224,7 +224,7 @@ enum sched_wire_type {
 enum sched_msg_type {
 	/* control, client -> daemon */
 	SCHED_M_LEASE_REQ = 1,      /* struct sched_lease_req_msg */
-	SCHED_M_LEASE_RETURN = 2,   /* {lease} */
+	SCHED_M_LEASE_RETURN = 2,   /* {lease, generation} */
 	SCHED_M_LEASE_RELEASED = 3, /* worker: {lease}: drained, detached */
 	SCHED_M_BLOCKED = 4,        /* worker: blocked in get, lend my CPU back */
 	SCHED_M_UNBLOCKED = 5,
