@@ -166,7 +166,11 @@ static int run(prism_cfg *cfg, const char *path)
 	sigaction(SIGINT, &sa, NULL);
 	fprintf(stderr, "prismd: pid %d listening on %s\n", (int)getpid(), path);
 	rc = sched_node_run(node);
+	/* No stop request may reach the node while it is freed. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 	sched_node_destroy(node);
+	node = NULL;
 	return rc ? 1 : 0;
 }
 

@@ -648,7 +648,10 @@ static void run_embedded_node(const char *path)
 	}
 	if (rc == 0)
 		rc = sched_node_run(prism__embedded_node);
+	/* No stop request may reach the node while it is freed. */
+	signal(SIGTERM, SIG_IGN);
 	sched_node_destroy(prism__embedded_node);
+	prism__embedded_node = NULL;
 	_exit(rc == 0 ? 0 : 1);
 }
 

@@ -295,7 +295,9 @@ struct sched_actor_msg {
 	 * message: the daemon puts it first into the owner's channel each time it binds
 	 * the actor to a worker, so neither creation nor a restart waits for the owner. */
 	prism_id ctor;
+	uint8_t pad_[32]; /* whole slots: a message is sent as whole 64-byte slots */
 };
+_Static_assert(sizeof(struct sched_actor_msg) % SCHED_SLOT == 0, "whole slots");
 
 /* A lease request: the amount of each node resource (index as in hdr.res) and the
  * requester's number for the shape, which the grant echoes. */
