@@ -100,7 +100,36 @@ static int restore(const void *bytes, size_t len, void **state)
 	return 0;
 }
 
+/* nap(ms): sleeps, then returns the value: calls queue up behind it. */
+static int nap(prism_task_ctx *ctx, void *state, const prism_arg *args, size_t nargs)
+{
+	struct counter *c = state;
+	uint32_t ms = 0;
+	if (nargs == 1 && args[0].len == 4)
+		memcpy(&ms, args[0].data, 4);
+	usleep(ms * 1000);
+	return prism_return(ctx, 0, &c->value, 8);
+}
+
+/* add_to(handle): calls add(1000) on another actor and returns what it returned. */
+static int add_to(prism_task_ctx *ctx, void *state, const prism_arg *args, size_t nargs)
+{
+	prism_actor other;
+	(void)state;
+	if (nargs != 1 || args[0].len != sizeof(other))
+		return prism_fail(ctx, "want a handle");
+	memcpy(&other, args[0].data, sizeof(other));
+	int64_t d = 1000;
+	prism_value v = prism_bytes(&d, 8);
+	prism_ref r;
+	if (prism_actor_call(other, "add", &v, 1, NULL, &r) != 0)
+		return prism_fail(ctx, "call: %s", prism_last_error());
+	return prism_return_ref(ctx, 0, r);
+}
+
 PRISM_ACTOR(Counter, counter_new, counter_free);
+PRISM_METHOD(Counter, nap);
+PRISM_METHOD(Counter, add_to);
 PRISM_METHOD(Counter, add);
 PRISM_METHOD(Counter, append);
 PRISM_METHOD(Counter, whoami);
@@ -231,6 +260,39 @@ Test(actors, kill_fails_pending_and_later_calls)
 	size_t len;
 	cr_assert_eq(prism_get(r, 10 * SEC, &d, &len), PRISM_E_ACTOR_DIED);
 	prism_ref_release(r);
+}
+
+Test(actors, handles_pass_to_other_actors)
+{
+	prism_actor a = counter(0, NULL), b = counter(5, NULL);
+	prism_value hv = prism_bytes(&b, sizeof(b));
+	prism_ref r;
+	cr_assert_eq(prism_actor_call(a, "add_to", &hv, 1, NULL, &r), 0);
+	cr_assert_eq(get_i64(r), 1005);
+	cr_assert_eq(prism_actor_call(b, "add", NULL, 0, NULL, &r), 0);
+	cr_assert_eq(get_i64(r), 1006);
+}
+
+Test(actors, kill_fails_calls_in_flight)
+{
+	prism_actor h = counter(0, NULL);
+	uint32_t ms = 300;
+	prism_value v = prism_bytes(&ms, 4);
+	prism_ref r[5];
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(prism_actor_call(h, "nap", &v, 1, NULL, &r[i]), 0);
+	usleep(50000); /* the first is running, the others wait in the actor's ring */
+	uint64_t t0 = prism_now_ns();
+	cr_assert_eq(prism_actor_kill(h), 0);
+	for (int i = 0; i < 5; i++) {
+		const void *d;
+		size_t len;
+		cr_assert_eq(prism_get(r[i], 10 * SEC, &d, &len), PRISM_E_ACTOR_DIED, "call %d",
+			     i);
+		prism_ref_release(r[i]);
+	}
+	cr_assert_lt(prism_now_ns() - t0, 1000 * PRISM_NS_PER_MS,
+		     "the calls were left to run instead of failing");
 }
 
 static int32_t pid_of(prism_actor h)
