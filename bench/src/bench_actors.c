@@ -12,11 +12,9 @@
  * The driver starts an embedded node.  The n:n callers are this binary run again with
  * --actors-client, attached to the same node, finding the actors by name.
  */
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -149,68 +147,6 @@ int bench_actors_client(const char *addr, double seconds)
 	return 0;
 }
 
-static double n_n(double seconds)
-{
-	char exe[4096], secs[32];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return -1;
-	exe[n] = '\0';
-	snprintf(secs, sizeof(secs), "%.3f", seconds);
-	pid_t pids[NN_CALLERS];
-	int fds[NN_CALLERS];
-	extern char **environ;
-	for (int c = 0; c < NN_CALLERS; c++) {
-		int p[2];
-		if (pipe(p) != 0)
-			return -1;
-		posix_spawn_file_actions_t fa;
-		posix_spawn_file_actions_init(&fa);
-		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-		posix_spawn_file_actions_addclose(&fa, p[0]);
-		char *argv[] = {exe, "--actors-client", (char *)prism_node_address(), secs,
-				NULL};
-		int src = posix_spawn(&pids[c], exe, &fa, NULL, argv, environ);
-		posix_spawn_file_actions_destroy(&fa);
-		close(p[1]);
-		if (src != 0) {
-			close(p[0]);
-			return -1;
-		}
-		fds[c] = p[0];
-	}
-	double total = 0;
-	bool ok = true;
-	for (int c = 0; c < NN_CALLERS; c++) {
-		char buf[128] = {0};
-		ssize_t got = read(fds[c], buf, sizeof(buf) - 1);
-		long calls = 0;
-		unsigned long long ns = 0;
-		close(fds[c]);
-		int st = 0;
-		waitpid(pids[c], &st, 0);
-		if (got <= 0 || sscanf(buf, "%ld %llu", &calls, &ns) != 2 || ns == 0 ||
-		    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "prism-bench actors: caller %d failed\n", c);
-			ok = false;
-			continue;
-		}
-		total += (double)calls / ((double)ns / 1e9);
-	}
-	return ok ? total : -1;
-}
-
-static double median(double *v, int n)
-{
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-			double t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static int run_rt(const struct bench_opts *o, int n)
 {
 	prism_actor rta;
@@ -266,7 +202,7 @@ int bench_actors(const struct bench_opts *o)
 	bench_report_latency(o, "actors", "1_1_actor_calls_sync", h, f, 1);
 	struct bench_field fa[2] = {{"rounds", rounds, NULL}, {"window", WINDOW, NULL}};
 	bench_report_value(o, "actors", "1_1_actor_calls_async", "ops/s",
-			   median(rate, rounds < 64 ? rounds : 64), fa, 2);
+			   bench_median(rate, rounds < 64 ? rounds : 64), fa, 2);
 	for (int i = 0; i < NN_ACTORS; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "bench-sink-%d", i);
@@ -277,7 +213,7 @@ int bench_actors(const struct bench_opts *o)
 			goto fail;
 		}
 	}
-	double nnr = n_n(o->quick ? 0.5 : 2.0);
+	double nnr = bench_run_clients("--actors-client", NN_CALLERS, o->quick ? 0.5 : 2.0);
 	for (int i = 0; i < NN_ACTORS; i++)
 		prism_actor_kill(nn[i]);
 	if (nnr < 0)

@@ -18,11 +18,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -122,52 +120,6 @@ int bench_tasks_client(const char *addr, double seconds)
 	return 0;
 }
 
-static double multi_client(int clients, double seconds)
-{
-	char exe[4096], secs[32];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return -1;
-	exe[n] = '\0';
-	snprintf(secs, sizeof(secs), "%.3f", seconds);
-	pid_t pids[8];
-	int fds[8];
-	extern char **environ;
-	for (int c = 0; c < clients; c++) {
-		int p[2];
-		if (pipe(p) != 0)
-			return -1;
-		posix_spawn_file_actions_t fa;
-		posix_spawn_file_actions_init(&fa);
-		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-		posix_spawn_file_actions_addclose(&fa, p[0]);
-		char *argv[] = {exe, "--tasks-client", (char *)prism_node_address(), secs,
-				NULL};
-		if (posix_spawn(&pids[c], exe, &fa, NULL, argv, environ) != 0)
-			return -1;
-		posix_spawn_file_actions_destroy(&fa);
-		close(p[1]);
-		fds[c] = p[0];
-	}
-	double total = 0;
-	for (int c = 0; c < clients; c++) {
-		char buf[128] = {0};
-		ssize_t got = read(fds[c], buf, sizeof(buf) - 1);
-		long tasks = 0;
-		unsigned long long ns = 0;
-		close(fds[c]);
-		int st = 0;
-		waitpid(pids[c], &st, 0);
-		if (got <= 0 || sscanf(buf, "%ld %llu", &tasks, &ns) != 2 || ns == 0 ||
-		    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "prism-bench tasks: client %d failed\n", c);
-			return -1;
-		}
-		total += (double)tasks / ((double)ns / 1e9);
-	}
-	return total;
-}
-
 static double put_small(long n)
 {
 	prism_ref *refs = malloc((size_t)n * sizeof(*refs));
@@ -234,17 +186,6 @@ static double memcpy_big(void *dst, const void *src, size_t size)
 	return (double)size / (double)dt;
 }
 
-static double median(double *v, int n)
-{
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-			double t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* put_gigabytes beside memcpy_gigabytes, the same bytes in the same run. */
 static int big_copy(const struct bench_opts *o, int rounds)
 {
@@ -267,7 +208,7 @@ static int big_copy(const struct bench_opts *o, int rounds)
 		if (put[r] < 0)
 			goto out;
 	}
-	double p = median(put, n), c = median(cpy, n);
+	double p = bench_median(put, n), c = bench_median(cpy, n);
 	struct bench_field f[2] = {{"rounds", n, NULL}, {"bytes", (double)size, NULL}};
 	bench_report_value(o, "tasks", "put_gigabytes", "GB/s", p, f, 2);
 	bench_report_value(o, "tasks", "memcpy_gigabytes", "GB/s", c, f, 2);
@@ -311,10 +252,10 @@ int bench_tasks(const struct bench_opts *o)
 			    "empty tasks on one node (an embedded node, one worker per CPU)");
 	struct bench_field f[1] = {{"rounds", rounds, NULL}};
 	bench_report_latency(o, "tasks", "single_client_tasks_sync", h, f, 1);
-	double med = median(rate, rounds < 64 ? rounds : 64);
+	double med = bench_median(rate, rounds < 64 ? rounds : 64);
 	struct bench_field fa[2] = {{"rounds", rounds, NULL}, {"window", 1000, NULL}};
 	bench_report_value(o, "tasks", "single_client_tasks_async", "ops/s", med, fa, 2);
-	double multi = multi_client(2, o->quick ? 0.5 : 2.0);
+	double multi = bench_run_clients("--tasks-client", 2, o->quick ? 0.5 : 2.0);
 	if (multi < 0)
 		goto fail;
 	struct bench_field fm[1] = {{"clients", 2, NULL}};
@@ -328,9 +269,9 @@ int bench_tasks(const struct bench_opts *o)
 	}
 	struct bench_field fp[2] = {{"rounds", rounds, NULL}, {"bytes", 8, NULL}};
 	bench_report_value(o, "tasks", "put_small", "ops/s",
-			   median(puts, rounds < 64 ? rounds : 64), fp, 2);
+			   bench_median(puts, rounds < 64 ? rounds : 64), fp, 2);
 	bench_report_value(o, "tasks", "get_small", "ops/s",
-			   median(gets, rounds < 64 ? rounds : 64), fp, 2);
+			   bench_median(gets, rounds < 64 ? rounds : 64), fp, 2);
 	if (big_copy(o, rounds) != 0)
 		goto fail;
 	if (!o->quick) {

@@ -1,8 +1,12 @@
 /* report.c — table and JSON output for prism-bench; see report.h. */
 #include <math.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "prism.h"
 #include "report.h"
 
 static void json_extra(FILE *f, const struct bench_field *extra, int nextra)
@@ -104,4 +108,65 @@ void bench_note(const struct bench_opts *o, const char *fmt, ...)
 	va_end(ap);
 	printf("\n");
 	fflush(stdout);
+}
+
+double bench_median(double *v, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+			double t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_run_clients(const char *flag, int clients, double seconds)
+{
+	char exe[4096], secs[32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0 || clients > 8)
+		return -1;
+	exe[n] = '\0';
+	snprintf(secs, sizeof(secs), "%.3f", seconds);
+	pid_t pids[8];
+	int fds[8], started = 0;
+	extern char **environ;
+	for (; started < clients; started++) {
+		int p[2];
+		if (pipe(p) != 0)
+			break;
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+		posix_spawn_file_actions_addclose(&fa, p[0]);
+		char *argv[] = {exe, (char *)flag, (char *)prism_node_address(), secs, NULL};
+		int rc = posix_spawn(&pids[started], exe, &fa, NULL, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+		close(p[1]);
+		if (rc != 0) {
+			close(p[0]);
+			break;
+		}
+		fds[started] = p[0];
+	}
+	double total = 0;
+	bool ok = started == clients;
+	for (int c = 0; c < started; c++) {
+		char buf[128] = {0};
+		ssize_t got = read(fds[c], buf, sizeof(buf) - 1);
+		long count = 0;
+		unsigned long long ns = 0;
+		close(fds[c]);
+		int st = 0;
+		waitpid(pids[c], &st, 0);
+		if (got <= 0 || sscanf(buf, "%ld %llu", &count, &ns) != 2 || ns == 0 ||
+		    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "prism-bench: client %d (%s) failed\n", c, flag);
+			ok = false;
+			continue;
+		}
+		total += (double)count / ((double)ns / 1e9);
+	}
+	return ok ? total : -1;
 }

@@ -40,4 +40,11 @@ void bench_report_value(const struct bench_opts *o, const char *suite, const cha
 void bench_note(const struct bench_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The median of v[0..n) (sorts v). */
+double bench_median(double *v, int n);
+/* Run this binary again `clients` times as `exe flag ADDRESS SECONDS` (extra drivers on
+ * this process's node), each printing "COUNT NS" on stdout; the sum of their rates
+ * (COUNT per second), or < 0 when one failed. */
+double bench_run_clients(const char *flag, int clients, double seconds);
+
 #endif
