@@ -96,6 +96,24 @@ static void deny_actor(struct sched_node *n, uint32_t slot, uint64_t req_id, pri
 	ctl__send(n, slot, &m);
 }
 
+static void answer_ok(struct sched_node *n, uint32_t slot, uint64_t req_id, prism_id id,
+		      uint64_t cls)
+{
+	struct sched_ctl_msg m;
+	ctl__msg_init(&m, SCHED_M_ACTOR_OK);
+	m.h.req_id = req_id;
+	m.e = cls;
+	memcpy(m.tail_, id.b, PRISM_ID_SIZE);
+	ctl__send(n, slot, &m);
+}
+
+/* An object given to the daemon's slot (a constructor, a checkpoint): gone for good. */
+static void drop_object(struct sched_node *n, prism_id id)
+{
+	objstore_release(n->os, id);
+	objstore_delete(n->os, id);
+}
+
 static bool alive_client(struct sched_node *n, uint32_t slot, uint32_t gen)
 {
 	return n->cl[slot].kind != 0 && node__client(n, slot)->generation == gen &&
@@ -168,8 +186,7 @@ static void ckpt_drop(struct sched_node *n, struct actor *a)
 {
 	if (!a->has_ckpt)
 		return;
-	objstore_release(n->os, a->ckpt);
-	objstore_delete(n->os, a->ckpt);
+	drop_object(n, a->ckpt);
 	a->has_ckpt = false;
 }
 
@@ -215,8 +232,7 @@ static void actor_dead(struct sched_node *n, struct actor *a, const char *why)
 	a->name[0] = '\0'; /* the name is free for a new actor */
 	ckpt_drop(n, a);
 	if (!prism_id_is_nil(a->ctor)) {
-		objstore_release(n->os, a->ctor);
-		objstore_delete(n->os, a->ctor);
+		drop_object(n, a->ctor);
 		a->ctor = (prism_id){0};
 	}
 	if (alive_client(n, a->owner, a->owner_gen))
@@ -364,19 +380,12 @@ void actors__on_create(struct sched_node *n, uint32_t slot, const struct sched_c
 	snprintf(a->name, sizeof(a->name), "%s", m->name);
 	a->ctor = m->ctor; /* given to us by the owner */
 	n->actors_created++;
-	struct sched_ctl_msg ok;
-	ctl__msg_init(&ok, SCHED_M_ACTOR_OK);
-	ok.h.req_id = m->h.req_id;
-	ok.e = m->cls;
-	memcpy(ok.tail_, m->actor.b, PRISM_ID_SIZE);
-	ctl__send(n, slot, &ok);
+	answer_ok(n, slot, m->h.req_id, m->actor, m->cls);
 	ctl__dispatch(n);
 	return;
 deny:
-	if (!prism_id_is_nil(m->ctor)) { /* it was given to us: drop it */
-		objstore_release(n->os, m->ctor);
-		objstore_delete(n->os, m->ctor);
-	}
+	if (!prism_id_is_nil(m->ctor))
+		drop_object(n, m->ctor); /* it was given to us */
 	deny_actor(n, slot, m->h.req_id, m->actor, code);
 }
 
@@ -432,12 +441,7 @@ void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_c
 			struct actor *a = &n->actors[i];
 			if ((a->state == ACTOR_PENDING || a->state == ACTOR_ALIVE) &&
 			    strcmp(a->name, m->name) == 0) {
-				struct sched_ctl_msg r;
-				ctl__msg_init(&r, SCHED_M_ACTOR_OK);
-				r.h.req_id = m->h.req_id;
-				r.e = a->cls;
-				memcpy(r.tail_, a->id.b, PRISM_ID_SIZE);
-				ctl__send(n, slot, &r);
+				answer_ok(n, slot, m->h.req_id, a->id, a->cls);
 				return;
 			}
 		}
@@ -452,9 +456,7 @@ void actors__on_checkpoint(struct sched_node *n, uint32_t slot, const struct sch
 	int idx = n->cl[slot].actor - 1;
 	struct actor *a = idx >= 0 ? &n->actors[idx] : NULL;
 	if (!a || a->state != ACTOR_ALIVE || (a->has_ckpt && m->e <= a->ckpt_seq)) {
-		/* Not ours to keep: the object was given to us, so drop it. */
-		objstore_release(n->os, id);
-		objstore_delete(n->os, id);
+		drop_object(n, id); /* given to us, but not one to keep */
 		return;
 	}
 	ckpt_drop(n, a);
