@@ -48,68 +48,35 @@ static int nop(prism_task_ctx *ctx, void *state, const prism_arg *args, size_t n
 PRISM_ACTOR(BenchSink, sink_new, NULL);
 PRISM_METHOD(BenchSink, nop);
 
-static int fail(const char *what, int rc)
+struct targets {
+	const prism_actor *actors;
+	int n;
+};
+
+static int call_nop(void *arg, long i, prism_ref *out)
 {
-	fprintf(stderr, "prism-bench actors: %s: %s (%s)\n", what, prism_strerror(rc),
-		prism_last_error());
-	return 1;
+	const struct targets *t = arg;
+	return prism_actor_call(t->actors[i % t->n], "nop", NULL, 0, NULL, out);
 }
 
 static int sync_round(prism_actor a, int n, prism_hist *h)
 {
-	for (int i = 0; i < n; i++) {
-		prism_ref r;
-		const void *v;
-		size_t len;
-		uint64_t t0 = prism_cycles();
-		int rc = prism_actor_call(a, "nop", NULL, 0, NULL, &r);
-		if (rc)
-			return fail("call", rc);
-		rc = prism_get(r, 10 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
-		uint64_t dt = prism_cycles() - t0;
-		prism_ref_release(r);
-		if (rc)
-			return fail("get", rc);
-		if (h)
-			prism_hist_record(h, prism_cycles_to_ns(dt));
-	}
-	return 0;
+	struct targets t = {&a, 1};
+	return bench_sync_rounds("actors", call_nop, &t, n, h);
 }
 
 /* n calls spread over the actors, at most `window` in flight; the rate, or < 0. */
 static double async_run(const prism_actor *actors, int nactors, long n, int window)
 {
-	prism_ref *ring = malloc((size_t)window * sizeof(*ring));
-	if (!ring)
-		return -1;
-	long sent = 0, got = 0;
-	uint64_t t0 = prism_now_ns();
-	while (got < n) {
-		while (sent < n && sent - got < window) {
-			int rc = prism_actor_call(actors[sent % nactors], "nop", NULL, 0, NULL,
-						  &ring[sent % window]);
-			if (rc) {
-				fail("call", rc);
-				free(ring);
-				return -1;
-			}
-			sent++;
-		}
-		const void *v;
-		size_t len;
-		int rc =
-			prism_get(ring[got % window], 30 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
-		if (rc) {
-			fail("get", rc);
-			free(ring);
-			return -1;
-		}
-		prism_ref_release(ring[got % window]);
-		got++;
-	}
-	double secs = (double)(prism_now_ns() - t0) / 1e9;
-	free(ring);
-	return (double)n / secs;
+	struct targets t = {actors, nactors};
+	return bench_async_window("actors", call_nop, &t, n, window);
+}
+
+static int fail(const char *what, int rc)
+{
+	fprintf(stderr, "prism-bench actors: %s: %s (%s)\n", what, prism_strerror(rc),
+		prism_last_error());
+	return 1;
 }
 
 static int find_actors(prism_actor *out)

@@ -37,67 +37,29 @@ static int noop(prism_task_ctx *ctx, const prism_arg *args, size_t nargs)
 }
 PRISM_REMOTE(noop);
 
-static int fail(const char *what, int rc)
+static int submit_noop(void *arg, long i, prism_ref *out)
 {
-	fprintf(stderr, "prism-bench tasks: %s: %s (%s)\n", what, prism_strerror(rc),
-		prism_last_error());
-	return 1;
+	(void)arg;
+	(void)i;
+	return prism_submit("noop", NULL, 0, NULL, out);
 }
 
 static int sync_round(int n, prism_hist *h)
 {
-	for (int i = 0; i < n; i++) {
-		prism_ref r;
-		const void *v;
-		size_t len;
-		uint64_t t0 = prism_cycles();
-		int rc = prism_submit("noop", NULL, 0, NULL, &r);
-		if (rc)
-			return fail("submit", rc);
-		rc = prism_get(r, 10 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
-		uint64_t dt = prism_cycles() - t0;
-		prism_ref_release(r);
-		if (rc)
-			return fail("get", rc);
-		if (h)
-			prism_hist_record(h, prism_cycles_to_ns(dt));
-	}
-	return 0;
+	return bench_sync_rounds("tasks", submit_noop, NULL, n, h);
 }
 
 /* n tasks with at most `window` in flight; returns the rate, or < 0. */
 static double async_run(long n, int window)
 {
-	prism_ref *ring = malloc((size_t)window * sizeof(*ring));
-	if (!ring)
-		return -1;
-	long sent = 0, got = 0;
-	uint64_t t0 = prism_now_ns();
-	while (got < n) {
-		while (sent < n && sent - got < window) {
-			int rc = prism_submit("noop", NULL, 0, NULL, &ring[sent % window]);
-			if (rc) {
-				fail("submit", rc);
-				free(ring);
-				return -1;
-			}
-			sent++;
-		}
-		const void *v;
-		size_t len;
-		int rc =
-			prism_get(ring[got % window], 30 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
-		if (rc) {
-			fail("get", rc);
-			free(ring);
-			return -1;
-		}
-		prism_ref_release(ring[got % window]);
-		got++;
-	}
-	double secs = (double)(prism_now_ns() - t0) / 1e9;
-	free(ring);
-	return (double)n / secs;
+	return bench_async_window("tasks", submit_noop, NULL, n, window);
+}
+
+static int fail(const char *what, int rc)
+{
+	fprintf(stderr, "prism-bench tasks: %s: %s (%s)\n", what, prism_strerror(rc),
+		prism_last_error());
+	return 1;
 }
 
 /* --tasks-client ADDR SECONDS: one more driver for multi_client_tasks_async; prints its

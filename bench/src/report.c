@@ -2,11 +2,12 @@
 #include <math.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "prism.h"
+#include "base/clock.h"
 #include "report.h"
 
 static void json_extra(FILE *f, const struct bench_field *extra, int nextra)
@@ -169,4 +170,65 @@ double bench_run_clients(const char *flag, int clients, double seconds)
 		total += (double)count / ((double)ns / 1e9);
 	}
 	return ok ? total : -1;
+}
+
+static int call_failed(const char *suite, const char *what, int rc)
+{
+	fprintf(stderr, "prism-bench %s: %s: %s (%s)\n", suite, what, prism_strerror(rc),
+		prism_last_error());
+	return 1;
+}
+
+int bench_sync_rounds(const char *suite, bench_call_fn call, void *arg, int n, prism_hist *h)
+{
+	for (int i = 0; i < n; i++) {
+		prism_ref r;
+		const void *v;
+		size_t len;
+		uint64_t t0 = prism_cycles();
+		int rc = call(arg, i, &r);
+		if (rc)
+			return call_failed(suite, "call", rc);
+		rc = prism_get(r, 10 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
+		uint64_t dt = prism_cycles() - t0;
+		prism_ref_release(r);
+		if (rc)
+			return call_failed(suite, "get", rc);
+		if (h)
+			prism_hist_record(h, prism_cycles_to_ns(dt));
+	}
+	return 0;
+}
+
+double bench_async_window(const char *suite, bench_call_fn call, void *arg, long n, int window)
+{
+	prism_ref *ring = malloc((size_t)window * sizeof(*ring));
+	if (!ring)
+		return -1;
+	long sent = 0, got = 0;
+	int rc = 0;
+	uint64_t t0 = prism_now_ns();
+	while (got < n && rc == 0) {
+		while (sent < n && sent - got < window && rc == 0)
+			if ((rc = call(arg, sent, &ring[sent % window])) == 0)
+				sent++;
+			else
+				call_failed(suite, "call", rc);
+		if (rc)
+			break;
+		const void *v;
+		size_t len;
+		rc = prism_get(ring[got % window], 30 * (int64_t)PRISM_NS_PER_SEC, &v, &len);
+		if (rc) {
+			call_failed(suite, "get", rc);
+			break;
+		}
+		prism_ref_release(ring[got % window]);
+		got++;
+	}
+	for (long i = got; i < sent; i++)
+		prism_ref_release(ring[i % window]);
+	double secs = (double)(prism_now_ns() - t0) / 1e9;
+	free(ring);
+	return rc ? -1 : (double)n / secs;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "base/hist.h"
+#include "prism.h"
 
 struct bench_opts {
 	bool json;
@@ -39,6 +40,15 @@ void bench_report_value(const struct bench_opts *o, const char *suite, const cha
 /* A line of commentary: printed in table mode, omitted from JSON. */
 void bench_note(const struct bench_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* One call of the operation a suite measures (a task submit, an actor call): the i-th,
+ * its ref to *out; 0 or a negative code. */
+typedef int (*bench_call_fn)(void *arg, long i, prism_ref *out);
+/* n round trips (call, get, release), each recorded in h (NULL: warm-up).  0, or 1
+ * after printing why. */
+int bench_sync_rounds(const char *suite, bench_call_fn call, void *arg, int n, prism_hist *h);
+/* n calls with at most `window` in flight; the rate (ops/s), or < 0 after printing why. */
+double bench_async_window(const char *suite, bench_call_fn call, void *arg, long n, int window);
 
 /* The median of v[0..n) (sorts v). */
 double bench_median(double *v, int n);
