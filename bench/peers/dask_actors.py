@@ -13,12 +13,14 @@ fields follow ../../shared/BENCHMARKS.md, with "peer": "dask" added:
 Every wait has a timeout, so a stuck cluster fails the run instead of hanging it.
 Usage: dask_actors.py [--quick] [--json]
 """
-import json
 import os
 import sys
 import time
 
 from dask.distributed import Client, LocalCluster
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from peerlib import percentile, report  # noqa: E402
 
 TIMEOUT_S = 60  # for any one wait
 WINDOW = 1000  # calls in flight at once, as prism-bench
@@ -27,19 +29,6 @@ WINDOW = 1000  # calls in flight at once, as prism-bench
 class Noop:
     def noop(self):
         return None
-
-
-def percentile(sorted_us, pct):
-    rank = max(1, -(-len(sorted_us) * pct // 100))  # ceil, at least the first
-    return sorted_us[int(rank) - 1]
-
-
-def report(as_json, case, unit, **fields):
-    row = {"suite": "actors", "case": case, "unit": unit, "peer": "dask", **fields}
-    if as_json:
-        print(json.dumps(row), flush=True)
-    else:
-        print(f"dask {case}: " + ", ".join(f"{k}={v}" for k, v in fields.items()), flush=True)
 
 
 def make_actors(client, workers):
@@ -76,11 +65,11 @@ def run(client, ncpu, quick, as_json):
         actors[0].noop().result(timeout=TIMEOUT_S)
     calls_async(actors, 200)
 
-    report(as_json, "1_1_actor_calls_sync", "us",
+    report(as_json, "actors", "1_1_actor_calls_sync", "us",
            **calls_sync(actors[0], 200 if quick else 2000))
     n = 1000 if quick else 10000
-    report(as_json, "1_1_actor_calls_async", "ops/s", **calls_async(actors[:1], n))
-    report(as_json, "n_n_actor_calls_async", "ops/s", **calls_async(actors, n),
+    report(as_json, "actors", "1_1_actor_calls_async", "ops/s", **calls_async(actors[:1], n))
+    report(as_json, "actors", "n_n_actor_calls_async", "ops/s", **calls_async(actors, n),
            actors=len(actors), callers=1)
 
 

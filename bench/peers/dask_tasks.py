@@ -8,29 +8,18 @@ process per CPU.  Cases and JSON fields follow ../../shared/BENCHMARKS.md, with
   single_client_tasks_async  many empty tasks in flight, gathered (ops/s)
 Usage: dask_tasks.py [--quick] [--json]
 """
-import json
 import os
 import sys
 import time
 
 from dask.distributed import Client, LocalCluster
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from peerlib import percentile, report  # noqa: E402
+
 
 def noop():
     return None
-
-
-def percentile(sorted_us, pct):
-    rank = max(1, -(-len(sorted_us) * pct // 100))  # ceil, at least the first
-    return sorted_us[int(rank) - 1]
-
-
-def report(as_json, case, unit, **fields):
-    row = {"suite": "tasks", "case": case, "unit": unit, "peer": "dask", **fields}
-    if as_json:
-        print(json.dumps(row), flush=True)
-    else:
-        print(f"dask {case}: " + ", ".join(f"{k}={v}" for k, v in fields.items()), flush=True)
 
 
 def main():
@@ -51,7 +40,7 @@ def main():
             client.submit(noop, pure=False).result()
             lat.append((time.perf_counter() - t0) * 1e6)
         lat.sort()
-        report(as_json, "single_client_tasks_sync", "us", n=n,
+        report(as_json, "tasks", "single_client_tasks_sync", "us", n=n,
                p50=round(percentile(lat, 50), 1), p99=round(percentile(lat, 99), 1),
                p999=round(percentile(lat, 99.9), 1), max=round(lat[-1], 1))
 
@@ -59,7 +48,7 @@ def main():
         t0 = time.perf_counter()
         futures = [client.submit(noop, pure=False) for _ in range(n)]
         client.gather(futures)
-        report(as_json, "single_client_tasks_async", "ops/s",
+        report(as_json, "tasks", "single_client_tasks_async", "ops/s",
                value=round(n / (time.perf_counter() - t0), 1), n=n)
     finally:
         client.close()
