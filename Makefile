@@ -21,9 +21,12 @@ FUZZ_SECONDS ?= 60
 PREFIX      ?= /usr/local
 
 # Exact Debian 12 package names.  Tools first, then the libraries prism builds on:
-# DPDK (rte_ring), liburing (the event loop), Criterion (tests).
+# DPDK (rte_ring), liburing (the event loop), Criterion (tests),
+# libsodium (the cluster token's HMAC), rdma-core (the verbs backend, built always),
+# iproute2 (the two-host transport test's namespaces).
 DEB_PACKAGES := gcc make cmake pkg-config libc6-dev \
-	libdpdk-dev liburing-dev libcriterion-dev
+	libdpdk-dev liburing-dev libcriterion-dev \
+	libsodium-dev libibverbs-dev librdmacm-dev iproute2
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 # The peers `make bench` measures beside prism, from Debian (../shared/BENCHMARKS.md).
 BENCH_PACKAGES := python3-distributed

@@ -55,7 +55,12 @@ extern "C" {
 	X(RELEASED, 1106, "the reference was already released")                           \
 	X(NO_SPINNER, 1107, "no CPU is left for another real-time (spinning) worker")     \
 	X(UNKNOWN_METHOD, 1108, "the actor's class has no method of that name")           \
-	X(AUTH, 1200, "authentication failed")
+	X(AUTH, 1200, "authentication failed")                                            \
+	X(BAD_KEY, 1300, "remote access refused: no region is registered under that key") \
+	X(OUT_OF_BOUNDS, 1301, "remote access falls outside the registered region")       \
+	X(PEER_GONE, 1302, "the peer went away or the link broke")                        \
+	X(FLUSHED, 1303, "cancelled: its connection failed or closed before it completed") \
+	X(NO_DEVICE, 1304, "no RDMA device found")
 
 enum prism_error {
 	PRISM_OK = 0,
