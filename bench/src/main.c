@@ -15,6 +15,8 @@ static const struct {
 	{"ring", bench_ring, "SPSC shared-memory rings between two processes"},
 	{"tasks", bench_tasks, "empty tasks: sync round trip, async throughput, 1M tasks"},
 	{"actors", bench_actors, "empty actor calls: 1:1 sync and async, n:n, real-time"},
+	{"transport", bench_transport,
+	 "links between processes: tcp, softverbs, verbs vs raw TCP"},
 };
 
 static void usage(FILE *f)
@@ -29,7 +31,7 @@ static void usage(FILE *f)
 		   "  --rounds N  interleaved rounds per suite (default: the suite's own)\n\n"
 		   "suites:\n");
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
-		fprintf(f, "  %-8s %s\n", suites[i].name, suites[i].about);
+		fprintf(f, "  %-9s %s\n", suites[i].name, suites[i].about);
 }
 
 int main(int argc, char **argv)

@@ -99,6 +99,26 @@ void bench_report_value(const struct bench_opts *o, const char *suite, const cha
 	fflush(stdout);
 }
 
+static void json_skip(FILE *f, const char *suite, const char *name, const char *reason)
+{
+	fprintf(f, "{\"suite\":\"%s\",\"case\":\"%s\",\"skipped\":true,\"reason\":\"%s\"}\n",
+		suite, name, reason);
+	fflush(f);
+}
+
+void bench_report_skip(const struct bench_opts *o, const char *suite, const char *name,
+		       const char *reason)
+{
+	if (o->json_file)
+		json_skip(o->json_file, suite, name, reason);
+	if (o->json) {
+		json_skip(stdout, suite, name, reason);
+		return;
+	}
+	printf("%-28s %10s   skipped: %s\n", name, "", reason);
+	fflush(stdout);
+}
+
 void bench_note(const struct bench_opts *o, const char *fmt, ...)
 {
 	if (o->json)

@@ -37,6 +37,10 @@ void bench_report_latency(const struct bench_opts *o, const char *suite, const c
 void bench_report_value(const struct bench_opts *o, const char *suite, const char *name,
 			const char *unit, double value, const struct bench_field *extra,
 			int nextra);
+/* A case that could not run here (no such device...): a table line saying why, and in
+ * JSON {"suite":..,"case":..,"skipped":true,"reason":..}, with no value. */
+void bench_report_skip(const struct bench_opts *o, const char *suite, const char *name,
+		       const char *reason);
 /* A line of commentary: printed in table mode, omitted from JSON. */
 void bench_note(const struct bench_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
