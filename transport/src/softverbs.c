@@ -31,6 +31,10 @@ enum {
 	SV_READ_REQ = 5,  /* addr, key, aux: length */
 	SV_READ_RESP = 6, /* status; len: the bytes */
 	SV_ACK = 7,       /* status: 0 or a NAK's reason */
+	/* Every packet but CM's carries in flags the number of SENDs and WRITEs it
+	 * acknowledges before itself: ACKs ride on the next packet going back (the reply
+	 * of a ping-pong, a READ response), and go alone only at the start of the next
+	 * poll or before the device sleeps, as NICs coalesce them. */
 };
 #define SV_MAGIC 0x56535250u /* "PRSV" */
 #define SV_VERSION 1u
@@ -59,7 +63,8 @@ struct rdev_qp {
 	void *ctx;
 	struct sockaddr_in peer;
 	bool passive, established, granted, error;
-	int wstatus; /* the WRITE being received */
+	uint32_t acks_owed; /* SENDs and WRITEs received and not yet acknowledged */
+	int wstatus;        /* the WRITE being received */
 	bool send_overflow;
 	/* Send queue: posted, not yet answered; rings indexed by counters. */
 	sv_wqe *sq;
@@ -86,7 +91,10 @@ struct rdev {
 	} * mrs;
 	uint32_t nmrs, mrs_cap;
 	rdev_qp *qps;
+	unsigned nowed; /* queue pairs owing acknowledgements */
 };
+
+static uint8_t take_acks(rdev_qp *qp);
 
 /* ---- events ------------------------------------------------------------------------ */
 
@@ -154,6 +162,7 @@ static void qp_fail(rdev_qp *qp, int status)
 		return;
 	qp->error = true;
 	rdev *d = qp->d;
+	take_acks(qp);
 	if (!qp->established) {
 		rdev_event ev = {.kind = RDEV_EV_CONNECTED,
 				 .qp = qp,
@@ -185,6 +194,7 @@ static void sv_destroy_qp(rdev_qp *qp)
 	if (!qp)
 		return;
 	rdev *d = qp->d;
+	take_acks(qp);
 	if (qp->sc)
 		sio_close(qp->sc);
 	/* No event may name it any more. */
@@ -235,11 +245,41 @@ static int mr_check(rdev_qp *qp, uint32_t key, uint64_t addr, uint64_t len, unsi
 	return PRISM_E_BAD_KEY;
 }
 
+/* The acknowledgements a packet about to go out carries. */
+static uint8_t take_acks(rdev_qp *qp)
+{
+	uint8_t n = (uint8_t)qp->acks_owed;
+	if (n)
+		qp->d->nowed--;
+	qp->acks_owed = 0;
+	return n;
+}
+
 static void answer(rdev_qp *qp, uint8_t op, int status, const void *payload, uint32_t len)
 {
-	sio_hdr r = {.op = op, .status = (uint16_t)-status, .len = len};
+	sio_hdr r = {.op = op, .status = (uint16_t)-status, .len = len, .flags = take_acks(qp)};
 	if (sio_send(qp->sc, &r, payload, false, SIO_NO_COOKIE) != 0)
 		qp_fail(qp, PRISM_E_PEER_GONE);
+}
+
+static void flush_acks(rdev_qp *qp)
+{
+	if (qp->acks_owed && qp->sc && !qp->error)
+		answer(qp, SV_ACK, 0, NULL, 0);
+}
+
+static void ack(rdev_qp *qp)
+{
+	if (!qp->acks_owed++)
+		qp->d->nowed++;
+	if (qp->acks_owed == 255)
+		flush_acks(qp);
+}
+
+static void flush_all_acks(rdev *d)
+{
+	for (rdev_qp *qp = d->qps; qp && d->nowed; qp = qp->next)
+		flush_acks(qp);
 }
 
 /* A SEND's bytes are in a posted receive (dest) or were held. */
@@ -269,7 +309,7 @@ static void take_send(rdev_qp *qp, const sio_hdr *h, const uint8_t *payload)
 			qp->held = hd;
 		qp->held_tail = hd;
 	}
-	answer(qp, SV_ACK, 0, NULL, 0);
+	ack(qp);
 }
 
 /* ---- the requester ----------------------------------------------------------------- */
@@ -306,7 +346,7 @@ static int sv_post_send(rdev_qp *qp, const rdev_wr *wr)
 		return PRISM_E_CLOSED;
 	if (qp->sq_tail - qp->sq_head >= d->send_depth)
 		return -ENOSPC;
-	sio_hdr h = {.addr = wr->remote_addr, .key = wr->rkey};
+	sio_hdr h = {.addr = wr->remote_addr, .key = wr->rkey, .flags = take_acks(qp)};
 	const void *payload = NULL;
 	switch (wr->op) {
 	case RDEV_SEND:
@@ -418,6 +458,11 @@ static int on_begin(sio_conn *sc, const sio_hdr *h, uint8_t **dest)
 {
 	rdev_qp *qp = sio_ctx(sc);
 	rdev *d = qp->d;
+	/* The acknowledgements come first: a READ response may follow them. */
+	for (unsigned i = 0; i < h->flags && !qp->error; i++)
+		complete_head(qp, SV_ACK, 0);
+	if (qp->error)
+		return 0;
 	bool cm = h->op == SV_CM_REQ || h->op == SV_CM_REP;
 	if (cm != !qp->established)
 		return PRISM_E_PROTO;
@@ -460,6 +505,8 @@ static int on_packet(sio_conn *sc, const sio_hdr *h, const uint8_t *payload)
 	rdev_qp *qp = sio_ctx(sc);
 	int status = h->status ? -(int)h->status : 0;
 	uint8_t *p;
+	if (qp->error)
+		return 0;
 	switch (h->op) {
 	case SV_CM_REQ: {
 		int rc = cm_check(qp, h);
@@ -485,7 +532,10 @@ static int on_packet(sio_conn *sc, const sio_hdr *h, const uint8_t *payload)
 		return 0;
 	case SV_WRITE:
 		qp->d->t->stats.writes_served += qp->wstatus == 0;
-		answer(qp, SV_ACK, qp->wstatus, NULL, 0);
+		if (qp->wstatus)
+			answer(qp, SV_ACK, qp->wstatus, NULL, 0);
+		else
+			ack(qp);
 		return 0;
 	case SV_READ_REQ: {
 		int rc = mr_check(qp, h->key, h->addr, h->aux, TRANSPORT_REMOTE_READ, &p);
@@ -494,6 +544,9 @@ static int on_packet(sio_conn *sc, const sio_hdr *h, const uint8_t *payload)
 		return 0;
 	}
 	case SV_ACK:
+		if (status)
+			complete_head(qp, SV_ACK, status);
+		return 0;
 	case SV_READ_RESP:
 		complete_head(qp, h->op, status);
 		return 0;
@@ -557,6 +610,7 @@ static int sv_fd(const rdev *d)
 
 static int sv_arm(rdev *d)
 {
+	flush_all_acks(d);
 	int rc = sio_flush(d->s);
 	if (rc)
 		return rc;
@@ -565,6 +619,8 @@ static int sv_arm(rdev *d)
 
 static int sv_poll(rdev *d, rdev_event *evs, int max)
 {
+	if (d->nowed)
+		flush_all_acks(d);
 	if (!d->ev_len) {
 		int rc = sio_progress(d->s, 0);
 		if (rc < 0)
