@@ -42,6 +42,9 @@
 /* Rendezvous sends in flight per link; later ones wait their turn. */
 #define RC_RNDV_MAX 32u
 #define RC_INQ 128u
+/* 4 rendezvous READs in flight per link: enough to keep a 1 MiB stream busy. */
+#define RC_RNDV_PIPE 4u
+enum { R_WAIT = 0, R_READING, R_DONE };
 #define RC_FINQ 64u
 
 enum { RC_HELLO = 1, RC_PROOF, RC_EAGER, RC_RTS, RC_FIN, RC_CREDIT };
@@ -84,15 +87,22 @@ typedef struct rc_link {
 	/* Arrived and not yet delivered, in order. */
 	struct rc_in {
 		uint8_t type;
+		uint8_t rstate; /* RTS: R_WAIT, then R_READING in rndv[slot], then R_DONE */
+		uint8_t slot;
 		uint16_t idx;
 		uint32_t len, rkey;
 		uint64_t id, addr;
 	} inq[RC_INQ];
 	uint32_t in_head, in_tail;
-	bool rndv_reading, rndv_busy;
-	uint8_t *rndv_buf;
-	size_t rndv_cap;
-	rdev_mr rndv_mr;
+	/* Rendezvous READs, RC_RNDV_PIPE at once so the next message's READ overlaps the
+	 * current one's; a buffer handed over stays busy until the next poll. */
+	struct rc_rndv {
+		uint8_t *buf;
+		size_t cap;
+		rdev_mr mr;
+		bool busy;
+	} rndv[RC_RNDV_PIPE];
+	bool rndv_handed;
 	/* Our rendezvous sends waiting for FIN. */
 	struct {
 		uint64_t seq;
@@ -226,7 +236,16 @@ static void repost(rc_link *l)
 			l->to_return++;
 	}
 	l->nrepost = 0;
-	l->rndv_busy = false;
+	if (l->rndv_handed) {
+		l->rndv_handed = false;
+		for (unsigned i = 0; i < RC_RNDV_PIPE; i++)
+			l->rndv[i].busy = false;
+		for (uint32_t i = l->in_head; i != l->in_tail; i++) {
+			const struct rc_in *in = &l->inq[i % RC_INQ];
+			if (in->type == RC_RTS && in->rstate != R_WAIT)
+				l->rndv[in->slot].busy = true;
+		}
+	}
 	if (l->to_return >= RC_RECV_DEPTH / 2 || l->ctrl_to_return >= RC_CTRL / 2) {
 		rc_hdr h = {.type = RC_CREDIT};
 		send_msg(l, &h, NULL, NO_SEQ, true);
@@ -240,29 +259,80 @@ static void release_recv(rc_link *l, unsigned idx)
 
 /* ---- delivery in order ------------------------------------------------------------- */
 
-static int rndv_buffer(rc_link *l, size_t len)
+static void rndv_drop(rc_ep *ep, struct rc_rndv *r)
+{
+	if (!r->buf)
+		return;
+	ep->dev->dereg_mr(ep->d, &r->mr);
+	prism_free(r->buf);
+	r->buf = NULL;
+	r->cap = 0;
+}
+
+/* A free rendezvous buffer of at least len bytes, registered; -1 when none is free. */
+static int rndv_slot(rc_link *l, size_t len, int *err)
 {
 	rc_ep *ep = l->ep;
-	if (l->rndv_cap >= len)
-		return 0;
-	if (l->rndv_buf) {
-		ep->dev->dereg_mr(ep->d, &l->rndv_mr);
-		prism_free(l->rndv_buf);
-		l->rndv_buf = NULL;
-		l->rndv_cap = 0;
+	*err = 0;
+	for (unsigned i = 0; i < RC_RNDV_PIPE; i++) {
+		struct rc_rndv *r = &l->rndv[i];
+		if (r->busy)
+			continue;
+		if (r->cap < len) {
+			rndv_drop(ep, r);
+			size_t cap = (len + 4095) & ~(size_t)4095;
+			r->buf = prism_aligned_alloc(4096, cap);
+			if (!r->buf) {
+				*err = -ENOMEM;
+				return -1;
+			}
+			*err = ep->dev->reg_mr(ep->d, r->buf, cap, 0, &r->mr);
+			if (*err) {
+				prism_free(r->buf);
+				r->buf = NULL;
+				return -1;
+			}
+			r->cap = cap;
+		}
+		r->busy = true;
+		return (int)i;
 	}
-	size_t cap = (len + 4095) & ~(size_t)4095;
-	l->rndv_buf = prism_aligned_alloc(4096, cap);
-	if (!l->rndv_buf)
-		return -ENOMEM;
-	int rc = ep->dev->reg_mr(ep->d, l->rndv_buf, cap, 0, &l->rndv_mr);
-	if (rc) {
-		prism_free(l->rndv_buf);
-		l->rndv_buf = NULL;
-		return rc;
+	return -1;
+}
+
+/* Post the READs of waiting RTSs while buffers are free. */
+static void rndv_start(rc_link *l)
+{
+	for (uint32_t i = l->in_head; i != l->in_tail && !l->dead; i++) {
+		struct rc_in *in = &l->inq[i % RC_INQ];
+		if (in->type != RC_RTS || in->rstate != R_WAIT)
+			continue;
+		if (l->sq_used >= RC_SEND_DEPTH)
+			return;
+		int err, slot = rndv_slot(l, in->len, &err);
+		if (slot < 0) {
+			if (err)
+				link_fail(l, err);
+			return;
+		}
+		struct rc_rndv *r = &l->rndv[slot];
+		rdev_wr wr = {.op = RDEV_READ,
+			      .wr_id = wid(K_RNDV, i),
+			      .local = r->buf,
+			      .len = in->len,
+			      .lkey = r->mr.lkey,
+			      .remote_addr = in->addr,
+			      .rkey = in->rkey,
+			      .signaled = true};
+		int rc = l->ep->dev->post_send(l->qp, &wr);
+		if (rc) {
+			link_fail(l, rc);
+			return;
+		}
+		l->sq_used++;
+		in->slot = (uint8_t)slot;
+		in->rstate = R_READING;
 	}
-	l->rndv_cap = cap;
-	return 0;
 }
 
 static void emit_recv(rc_link *l, const void *data, size_t len)
@@ -288,47 +358,30 @@ static void deliver(rc_link *l)
 			l->in_head++;
 			continue;
 		}
-		/* An RTS: READ the message, one at a time, into the link's buffer. */
-		if (l->rndv_reading || l->rndv_busy)
-			return;
-		int rc = rndv_buffer(l, in->len);
-		rdev_wr wr = {.op = RDEV_READ,
-			      .wr_id = wid(K_RNDV, 0),
-			      .local = l->rndv_buf,
-			      .len = in->len,
-			      .lkey = l->rndv_mr.lkey,
-			      .remote_addr = in->addr,
-			      .rkey = in->rkey,
-			      .signaled = true};
-		if (rc == 0)
-			rc = l->ep->dev->post_send(l->qp, &wr);
-		if (rc) {
-			link_fail(l, rc);
+		/* An RTS: handed over once its READ is done. */
+		if (in->rstate != R_DONE)
+			break;
+		emit_recv(l, l->rndv[in->slot].buf, in->len);
+		l->rndv_handed = true;
+		if (l->fin_tail - l->fin_head >= RC_FINQ) {
+			link_fail(l, PRISM_E_PROTO);
 			return;
 		}
-		l->sq_used++;
-		l->rndv_reading = true;
-		return;
+		l->fins[l->fin_tail++ % RC_FINQ] = in->id;
+		l->in_head++;
 	}
+	rndv_start(l);
 }
 
-static void rndv_done(rc_link *l, int status)
+static void rndv_done(rc_link *l, uint32_t i, int status)
 {
-	l->rndv_reading = false;
 	if (status) {
 		link_fail(l, status);
 		return;
 	}
-	struct rc_in *in = &l->inq[l->in_head++ % RC_INQ];
-	emit_recv(l, l->rndv_buf, in->len);
-	l->rndv_busy = true;
-	if (l->fin_tail - l->fin_head >= RC_FINQ) {
-		link_fail(l, PRISM_E_PROTO);
-		return;
-	}
-	l->fins[l->fin_tail++ % RC_FINQ] = in->id;
-	pump(l);
+	l->inq[i % RC_INQ].rstate = R_DONE;
 	deliver(l);
+	pump(l);
 }
 
 /* ---- the handshake ----------------------------------------------------------------- */
@@ -560,10 +613,8 @@ static void link_free(rc_link *l)
 			slot_put(ep, s);
 	for (; l->fw_head != l->fw_tail; l->fw_head++)
 		ep->dev->dereg_mr(ep->d, &l->fin_wait[l->fw_head % RC_RNDV_MAX].mr);
-	if (l->rndv_buf) {
-		ep->dev->dereg_mr(ep->d, &l->rndv_mr);
-		prism_free(l->rndv_buf);
-	}
+	for (unsigned i = 0; i < RC_RNDV_PIPE; i++)
+		rndv_drop(ep, &l->rndv[i]);
 	ep->dev->dereg_mr(ep->d, &l->rmr);
 	prism_free(l->rbufs);
 	if (!l->authed)
@@ -662,7 +713,7 @@ static void on_event(rc_ep *ep, const rdev_event *ev)
 		break;
 	case K_RNDV:
 		l->sq_used--;
-		rndv_done(l, ev->status);
+		rndv_done(l, (uint32_t)v, ev->status);
 		return;
 	}
 	if (rc < 0)
@@ -795,7 +846,7 @@ static void housekeeping(rc_ep *ep)
 			link_free(l);
 			continue;
 		}
-		if (l->nrepost || l->rndv_busy) {
+		if (l->nrepost || l->rndv_handed) {
 			repost(l);
 			if (!l->dead) {
 				deliver(l);
