@@ -302,7 +302,8 @@ static void take_send(rdev_qp *qp, const sio_hdr *h, const uint8_t *payload)
 		}
 		hd->next = NULL;
 		hd->len = h->len;
-		memcpy(hd->data, payload, h->len);
+		if (h->len)
+			memcpy(hd->data, payload, h->len);
 		if (qp->held_tail)
 			qp->held_tail->next = hd;
 		else
