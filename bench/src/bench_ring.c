@@ -75,16 +75,6 @@ static void make_layout(struct layout *l)
 	l->total = 2 * l->raw_sz + 2 * l->ring_sz;
 }
 
-static void pin(int cpu)
-{
-	cpu_set_t set;
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
-
 /* Open this process's ends.  The parent sends on a->b, the child on b->a. */
 static int open_side(void *base, const struct layout *l, int child, struct side *s)
 {
@@ -166,7 +156,7 @@ static void child_main(enum mode mode, int fd, const struct layout *l, int efd_o
 	prism_shm *seg = NULL;
 	struct side s = {.efd_out = efd_out, .efd_in = efd_in};
 	alarm(CASE_ALARM_S);
-	pin(1);
+	bench_pin_cpu(1);
 	if (prism_shm_attach(fd, 0, &seg) != 0 || open_side(prism_shm_base(seg), l, 1, &s) != 0)
 		_exit(3);
 	for (uint64_t seq = 0;; seq++) {
@@ -293,7 +283,7 @@ int bench_ring(const struct bench_opts *o)
 	for (int m = 0; m < NMODES; m++)
 		if (prism_hist_create(&h[m]) != 0)
 			goto fail;
-	pin(0);
+	bench_pin_cpu(0);
 	for (int r = 0; r < rounds; r++) {
 		for (int m = 0; m < NMODES; m++) {
 			int iters = (m == RAW || m == SPIN) ? spin_iters : wake_iters;

@@ -100,16 +100,6 @@ static void case_params(const struct bench_opts *o, enum tcase k, struct params 
 	}
 }
 
-static void pin(int cpu)
-{
-	cpu_set_t set;
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
-
 /* Wait for the peer; when the case failed, kill it unless it already ended (a crash
  * of the peer is worth saying), and kill it when it outlives the wait. */
 static int reap(pid_t pid, bool failed, const char *what)
@@ -285,7 +275,7 @@ static int raw_case(enum tcase k, const struct params *pr, prism_hist *h, double
 	pid_t pid = fork();
 	if (pid == 0) {
 		alarm(CASE_ALARM_S);
-		pin(1);
+		bench_pin_cpu(1);
 		_exit(raw_peer(lfd, k != C_RTT, pr->warm * pr->size));
 	}
 	close(lfd);
@@ -475,7 +465,7 @@ static int transport_case(enum transport_backend b, enum tcase k, const struct p
 	if (pid == 0) {
 		close(pfd[0]);
 		alarm(CASE_ALARM_S);
-		pin(1);
+		bench_pin_cpu(1);
 		_exit(peer_run(b, k, pr, pfd[1]));
 	}
 	close(pfd[1]);
@@ -633,7 +623,7 @@ int bench_transport(const struct bench_opts *o)
 		if (prism_hist_create(&bs[i].rtt) != 0)
 			goto out;
 	}
-	pin(0);
+	bench_pin_cpu(0);
 	for (int r = 0; r < rounds; r++)
 		if (run_round(o, r, bs, raw_h, raw_bw) != 0)
 			goto out;

@@ -1,5 +1,6 @@
 /* report.c — table and JSON output for prism-bench; see report.h. */
 #include <math.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -251,4 +252,14 @@ double bench_async_window(const char *suite, bench_call_fn call, void *arg, long
 	double secs = (double)(prism_now_ns() - t0) / 1e9;
 	free(ring);
 	return rc ? -1 : (double)n / secs;
+}
+
+void bench_pin_cpu(int cpu)
+{
+	cpu_set_t set;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
 }

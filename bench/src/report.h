@@ -61,4 +61,8 @@ double bench_median(double *v, int n);
  * (COUNT per second), or < 0 when one failed. */
 double bench_run_clients(const char *flag, int clients, double seconds);
 
+/* Pin the calling process to one CPU (a no-op on a single-CPU machine), so a spinning
+ * pair never shares a core. */
+void bench_pin_cpu(int cpu);
+
 #endif

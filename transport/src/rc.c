@@ -864,7 +864,7 @@ static int rc_progress(transport *t, int64_t timeout_ns)
 	housekeeping(ep);
 	rdev_event evs[64];
 	int n = ep->dev->poll(ep->d, evs, 64);
-	if (n == 0 && timeout_ns != 0 && !t->ev_len) {
+	if (n == 0 && timeout_ns != 0 && !t->evq.len) {
 		int armed = ep->dev->arm(ep->d);
 		if (armed < 0)
 			return armed;

@@ -73,7 +73,7 @@ struct sio_conn {
 	uint8_t *asm_buf[2];
 	size_t asm_cap[2];
 	bool asm_busy[2]; /* filling, or handed over by this progress */
-	bool extra;    /* dest is a buffer of its own, freed after the next progress */
+	bool extra;       /* dest is a buffer of its own, freed after the next progress */
 	/* send */
 	seg *sq_head, *sq_tail;
 	bool send_inflight;
@@ -959,7 +959,7 @@ int sio_progress(sio *s, int64_t timeout_ns)
 	if (rc < 0)
 		return rc;
 	unsigned n = reap(s);
-	if (n || timeout_ns == 0 || s->t->ev_len)
+	if (n || timeout_ns == 0 || s->t->evq.len)
 		return 0;
 	struct io_uring_cqe *cqe;
 	if (timeout_ns < 0) {

@@ -80,8 +80,7 @@ struct rdev {
 	transport *t;
 	sio *s;
 	unsigned send_depth, recv_depth;
-	rdev_event *evq;
-	uint32_t ev_head, ev_len, ev_cap;
+	transport__fifo evq;
 	/* Regions: the NIC's translation table. */
 	struct sv_mr {
 		uint8_t *addr;
@@ -100,22 +99,7 @@ static uint8_t take_acks(rdev_qp *qp);
 
 static void emit(rdev *d, const rdev_event *ev)
 {
-	if (d->ev_len == d->ev_cap) {
-		uint32_t cap = d->ev_cap ? d->ev_cap * 2 : 256;
-		rdev_event *q = prism_malloc((size_t)cap * sizeof(*q));
-		if (!q) {
-			PRISM_LOG_E(LOGM, "out of memory queueing a completion; aborting");
-			abort();
-		}
-		for (uint32_t i = 0; i < d->ev_len; i++)
-			q[i] = d->evq[(d->ev_head + i) % d->ev_cap];
-		prism_free(d->evq);
-		d->evq = q;
-		d->ev_cap = cap;
-		d->ev_head = 0;
-	}
-	d->evq[(d->ev_head + d->ev_len) % d->ev_cap] = *ev;
-	d->ev_len++;
+	transport__fifo_push(&d->evq, ev);
 }
 
 static void wc(rdev_qp *qp, enum rdev_op op, uint64_t wr_id, int status, uint32_t len)
@@ -199,12 +183,12 @@ static void sv_destroy_qp(rdev_qp *qp)
 		sio_close(qp->sc);
 	/* No event may name it any more. */
 	uint32_t keep = 0;
-	for (uint32_t i = 0; i < d->ev_len; i++) {
-		rdev_event *e = &d->evq[(d->ev_head + i) % d->ev_cap];
+	for (uint32_t i = 0; i < d->evq.len; i++) {
+		rdev_event *e = transport__fifo_at(&d->evq, i);
 		if (e->qp != qp)
-			d->evq[(d->ev_head + keep++) % d->ev_cap] = *e;
+			*(rdev_event *)transport__fifo_at(&d->evq, keep++) = *e;
 	}
-	d->ev_len = keep;
+	d->evq.len = keep;
 	while (qp->held) {
 		sv_held *h = qp->held;
 		qp->held = h->next;
@@ -571,6 +555,7 @@ static int sv_open(transport *t, unsigned send_depth, unsigned recv_depth, rdev 
 	if (!d)
 		return -ENOMEM;
 	d->t = t;
+	transport__fifo_init(&d->evq, sizeof(rdev_event));
 	d->send_depth = send_depth;
 	d->recv_depth = recv_depth;
 	sio_cbs cbs = {.accepted = on_accepted,
@@ -600,7 +585,7 @@ static void sv_close(rdev *d)
 		sv_destroy_qp(d->qps);
 	}
 	prism_free(d->mrs);
-	prism_free(d->evq);
+	transport__fifo_free(&d->evq);
 	prism_free(d);
 }
 
@@ -615,24 +600,21 @@ static int sv_arm(rdev *d)
 	int rc = sio_flush(d->s);
 	if (rc)
 		return rc;
-	return d->ev_len ? 1 : 0;
+	return d->evq.len ? 1 : 0;
 }
 
 static int sv_poll(rdev *d, rdev_event *evs, int max)
 {
 	if (d->nowed)
 		flush_all_acks(d);
-	if (!d->ev_len) {
+	if (!d->evq.len) {
 		int rc = sio_progress(d->s, 0);
 		if (rc < 0)
 			return rc;
 	}
 	int n = 0;
-	while (n < max && d->ev_len) {
-		evs[n++] = d->evq[d->ev_head];
-		d->ev_head = (d->ev_head + 1) % d->ev_cap;
-		d->ev_len--;
-	}
+	while (n < max && transport__fifo_pop(&d->evq, &evs[n]))
+		n++;
 	return n;
 }
 

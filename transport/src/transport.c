@@ -103,6 +103,7 @@ int transport_create(const transport_opts *opts, transport **out)
 	t->opts = *opts;
 	t->backend = b;
 	t->ops = ops_for(b);
+	transport__fifo_init(&t->evq, sizeof(transport_event));
 	if (!t->opts.max_conns)
 		t->opts.max_conns = 1024;
 	if (!t->opts.zerocopy_min)
@@ -166,7 +167,7 @@ void transport_destroy(transport *t)
 	}
 	free_dead(t);
 	prism_free(t->mrs);
-	prism_free(t->evq);
+	transport__fifo_free(&t->evq);
 	sodium_memzero(t->opts.token, sizeof(t->opts.token));
 	prism_free(t);
 }
@@ -473,36 +474,65 @@ void transport__op_done(transport_conn *c, uint64_t seq, int status)
 
 /* ---- events ------------------------------------------------------------------------ */
 
-int transport__emit(transport *t, const transport_event *ev)
+void transport__fifo_init(transport__fifo *q, size_t elem)
 {
-	if (t->ev_len == t->ev_cap) {
-		uint32_t cap = t->ev_cap ? t->ev_cap * 2 : 256;
-		transport_event *q = prism_malloc((size_t)cap * sizeof(*q));
-		if (!q) {
-			/* Losing an event would leave a caller waiting forever. */
-			PRISM_LOG_E(LOGM, "out of memory queueing an event; aborting");
+	*q = (transport__fifo){.elem = elem};
+}
+
+void transport__fifo_free(transport__fifo *q)
+{
+	prism_free(q->buf);
+	q->buf = NULL;
+	q->len = q->cap = q->head = 0;
+}
+
+void *transport__fifo_at(const transport__fifo *q, uint32_t i)
+{
+	return q->buf + (size_t)((q->head + i) % q->cap) * q->elem;
+}
+
+void transport__fifo_push(transport__fifo *q, const void *e)
+{
+	if (q->len == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 256;
+		uint8_t *b = prism_malloc((size_t)cap * q->elem);
+		if (!b) {
+			PRISM_LOG_E(LOGM, "out of memory queueing a completion; aborting");
 			abort();
 		}
-		for (uint32_t i = 0; i < t->ev_len; i++)
-			q[i] = t->evq[(t->ev_head + i) % t->ev_cap];
-		prism_free(t->evq);
-		t->evq = q;
-		t->ev_cap = cap;
-		t->ev_head = 0;
+		for (uint32_t i = 0; i < q->len; i++)
+			memcpy(b + (size_t)i * q->elem, transport__fifo_at(q, i), q->elem);
+		prism_free(q->buf);
+		q->buf = b;
+		q->cap = cap;
+		q->head = 0;
 	}
-	t->evq[(t->ev_head + t->ev_len) % t->ev_cap] = *ev;
-	t->ev_len++;
+	memcpy(q->buf + (size_t)((q->head + q->len) % q->cap) * q->elem, e, q->elem);
+	q->len++;
+}
+
+bool transport__fifo_pop(transport__fifo *q, void *out)
+{
+	if (!q->len)
+		return false;
+	if (out)
+		memcpy(out, transport__fifo_at(q, 0), q->elem);
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+	return true;
+}
+
+int transport__emit(transport *t, const transport_event *ev)
+{
+	transport__fifo_push(&t->evq, ev);
 	return 0;
 }
 
 static int drain_events(transport *t, transport_event *evs, int max)
 {
 	int n = 0;
-	while (n < max && t->ev_len) {
-		evs[n++] = t->evq[t->ev_head];
-		t->ev_head = (t->ev_head + 1) % t->ev_cap;
-		t->ev_len--;
-	}
+	while (n < max && transport__fifo_pop(&t->evq, &evs[n]))
+		n++;
 	return n;
 }
 
@@ -512,7 +542,7 @@ int transport_poll(transport *t, transport_event *evs, int max, int64_t timeout_
 		return -EINVAL;
 	/* Only once every queued event was returned: the data of RECV events handed out
 	 * by earlier polls is recycled by progress, and links reported closed are freed. */
-	if (!t->ev_len) {
+	if (!t->evq.len) {
 		free_dead(t);
 		int rc = t->ops->progress(t, timeout_ns);
 		if (rc < 0)

@@ -17,6 +17,23 @@
 
 enum top_kind { TOP_SEND = 1, TOP_READ = 2, TOP_WRITE = 3 };
 
+/* A FIFO of fixed-size elements that doubles as it fills: the event queues of the
+ * transport and of the emulated NIC. */
+typedef struct transport__fifo {
+	uint8_t *buf;
+	size_t elem;
+	uint32_t head, len, cap;
+} transport__fifo;
+void transport__fifo_init(transport__fifo *q, size_t elem);
+void transport__fifo_free(transport__fifo *q);
+/* Append a copy of *e.  Out of memory aborts: a lost completion would leave its
+ * caller waiting forever, and the queue only grows past what is outstanding. */
+void transport__fifo_push(transport__fifo *q, const void *e);
+/* The i-th element from the head (i < len). */
+void *transport__fifo_at(const transport__fifo *q, uint32_t i);
+/* Remove the head into *out (may be NULL); false when empty. */
+bool transport__fifo_pop(transport__fifo *q, void *out);
+
 /* One posted operation.  seq numbers the link's operations from 0; the queue is a ring
  * indexed by seq. */
 typedef struct transport__op {
@@ -93,9 +110,8 @@ struct transport {
 	enum transport_backend backend;
 	transport_opts opts;
 	void *be;
-	/* Events waiting to be returned: a ring. */
-	transport_event *evq;
-	uint32_t ev_head, ev_len, ev_cap;
+	/* Events waiting to be returned. */
+	transport__fifo evq;
 	/* Regions, sorted by address. */
 	transport_mr **mrs;
 	uint32_t nmrs, mrs_cap;
