@@ -1,0 +1,88 @@
+/* gcs/chain.h — a GCS shard served by a chain of replicas, and the client that talks to
+ * it (DESIGN.md section 7; the chain replication of van Renesse and Schneider).
+ *
+ * A replica (gcs_replica) owns a store (gcs/store.h), optionally a write-ahead log, and
+ * one transport endpoint.  Its place in the chain is given by gcs_replica_set_next(): the
+ * address of its successor, or NULL for the tail.  Writes enter at the head: it orders
+ * them (log sequence numbers), applies them, and ships them down the chain in batches;
+ * each replica applies and forwards; the tail acknowledges upstream and every replica
+ * passes the acknowledgement on, and the head answers the client once the tail has the
+ * write, so an acknowledged write is held by every replica.  Reads go to the tail, which
+ * only holds acknowledged writes.  Reconfiguration (a dead replica cut out, a new one
+ * added by state transfer), pub/sub and the configuration master come next.
+ *
+ * Messages are prism wire frames (base/wire.h) inside transport messages; every decoder
+ * checks every length, and a peer that sends a malformed frame is dropped.
+ *
+ * The client (gcs_client) connects to the head and the tail, numbers its requests (so a
+ * write retried after a reconfiguration is applied once: gcs/store.h), and completes them
+ * through callbacks from gcs_client_poll(); the _sync wrappers poll until done.
+ *
+ * Ownership: the caller owns replicas and clients.  Values given to callbacks are
+ * borrowed for the call.  Thread safety: none; each object belongs to one thread.
+ * Errors: 0 or a negative code.
+ */
+#ifndef PRISM_GCS_CHAIN_H
+#define PRISM_GCS_CHAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/api.h"
+#include "transport/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gcs_replica gcs_replica;
+typedef struct gcs_client gcs_client;
+
+typedef struct gcs_replica_opts {
+	enum transport_backend backend;
+	uint8_t token[TRANSPORT_TOKEN_BYTES];
+	const char *listen;   /* "tcp://127.0.0.1:0" */
+	const char *wal_path; /* NULL: in memory only */
+} gcs_replica_opts;
+
+/* Create a replica listening on opts->listen; its bound address is in addr
+ * (TRANSPORT_ADDR_MAX bytes).  A log that exists is replayed (a damaged tail is cut and
+ * logged).  The caller owns *out. */
+PRISM_API int gcs_replica_create(const gcs_replica_opts *opts, char *addr, size_t addr_len,
+				 gcs_replica **out);
+PRISM_API void gcs_replica_destroy(gcs_replica *r);
+/* The successor's address, or NULL: this replica is the tail. */
+PRISM_API int gcs_replica_set_next(gcs_replica *r, const char *next);
+/* Serve: receive, apply, forward, acknowledge, make the log durable.  timeout as in
+ * transport_poll().  Returns the number of messages handled, or a negative code. */
+PRISM_API int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns);
+/* The replica's store (borrowed), e.g. to compare replicas in tests. */
+PRISM_API const struct gcs_store *gcs_replica_store(const gcs_replica *r);
+
+/* ---- client ---------------------------------------------------------------------- */
+
+/* status: 0, or why it failed (PRISM_E_PEER_GONE, the store's refusal, -ENOENT for a get
+ * of a missing key).  get: value/len/version of the entry. */
+typedef void (*gcs_put_cb)(void *arg, int status, uint64_t seq);
+typedef void (*gcs_get_cb)(void *arg, int status, const uint8_t *value, size_t len,
+			   uint64_t version);
+
+/* Start connecting to the head and the tail; requests made before a link is up wait for
+ * it.  A link that fails fails every request (PRISM_E_PEER_GONE, or why it failed). */
+PRISM_API int gcs_client_create(enum transport_backend backend, const uint8_t *token,
+				const char *head, const char *tail, gcs_client **out);
+PRISM_API void gcs_client_destroy(gcs_client *c);
+/* Start a PUT (value non-NULL) or DEL (value NULL) of (table, key). */
+PRISM_API int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+			     const void *value, size_t value_len, gcs_put_cb cb, void *arg);
+PRISM_API int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+			     gcs_get_cb cb, void *arg);
+/* Complete what has arrived; returns callbacks run, or a negative code. */
+PRISM_API int gcs_client_poll(gcs_client *c, int64_t timeout_ns);
+/* Requests still waiting. */
+PRISM_API size_t gcs_client_pending(const gcs_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

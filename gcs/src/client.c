@@ -1,0 +1,311 @@
+/* client.c — the GCS chain's client (see gcs/chain.h): PUTs to the head, GETs to the
+ * tail, each numbered and matched with its answer. */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/id.h"
+#include "base/wire.h"
+#include "gcs/chain.h"
+#include "gcs/store.h"
+#include "gcs_int.h"
+
+typedef struct req {
+	uint64_t id;
+	bool get;
+	gcs_put_cb put_cb;
+	gcs_get_cb get_cb;
+	void *arg;
+} req;
+
+struct gcs_client {
+	transport *t;
+	transport_conn *head, *tail;
+	prism_id id;
+	uint64_t next_req;
+	/* Requests in flight, a ring in request order (answers come in order per link). */
+	req *reqs;
+	size_t nreq, cap, first;
+	uint8_t *buf;
+	size_t buf_cap;
+	/* Frames written before a link was up: (u16 type, u64 req_id, u32 len, payload). */
+	struct held {
+		uint8_t *p;
+		size_t len, cap;
+	} held[2];
+	bool up[2]; /* 0: head, 1: tail */
+};
+
+static int link_of(const gcs_client *c, const transport_conn *l)
+{
+	return l == c->head ? 0 : 1;
+}
+
+/* Send now, or hold until the link is up. */
+static int send_or_hold(gcs_client *c, transport_conn *l, uint16_t type, uint64_t req_id,
+			const uint8_t *p, size_t n)
+{
+	int i = link_of(c, l);
+	if (!l)
+		return PRISM_E_PEER_GONE;
+	if (c->up[i])
+		return gcs__send(l, type, req_id, p, n);
+	struct held *h = &c->held[i];
+	if (h->len + 14 + n > h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 4096;
+		while (cap < h->len + 14 + n)
+			cap *= 2;
+		uint8_t *b = prism_realloc(h->p, cap);
+		if (!b)
+			return -ENOMEM;
+		h->p = b;
+		h->cap = cap;
+	}
+	prism_le16_store(h->p + h->len, type);
+	prism_le64_store(h->p + h->len + 2, req_id);
+	prism_le32_store(h->p + h->len + 10, (uint32_t)n);
+	memcpy(h->p + h->len + 14, p, n);
+	h->len += 14 + n;
+	return 0;
+}
+
+static int link_up(gcs_client *c, transport_conn *l)
+{
+	int i = link_of(c, l);
+	c->up[i] = true;
+	if (c->head == c->tail)
+		c->up[1 - i] = true;
+	struct held *h = &c->held[i];
+	for (size_t o = 0; o < h->len;) {
+		uint32_t n = prism_le32_load(h->p + o + 10);
+		int rc = gcs__send(l, prism_le16_load(h->p + o), prism_le64_load(h->p + o + 2),
+				   h->p + o + 14, n);
+		if (rc)
+			return rc;
+		o += 14 + n;
+	}
+	h->len = 0;
+	return 0;
+}
+
+int gcs_client_create(enum transport_backend backend, const uint8_t *token, const char *head,
+		      const char *tail, gcs_client **out)
+{
+	*out = NULL;
+	gcs_client *c = prism_calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	transport_opts o = {.backend = backend};
+	memcpy(o.token, token, sizeof(o.token));
+	int rc = transport_create(&o, &c->t);
+	if (rc == 0)
+		rc = transport_connect(c->t, head, NULL, &c->head);
+	if (rc == 0 && strcmp(head, tail) != 0)
+		rc = transport_connect(c->t, tail, NULL, &c->tail);
+	else if (rc == 0)
+		c->tail = c->head;
+	if (rc) {
+		gcs_client_destroy(c);
+		return rc;
+	}
+	/* A cluster-unique client id (random per process): its request ids make retried
+	 * writes apply once. */
+	c->id = prism_id_new(PRISM_ID_WORKER);
+	c->next_req = 1;
+	*out = c;
+	return 0;
+}
+
+void gcs_client_destroy(gcs_client *c)
+{
+	if (!c)
+		return;
+	transport_destroy(c->t);
+	prism_free(c->reqs);
+	prism_free(c->buf);
+	prism_free(c->held[0].p);
+	prism_free(c->held[1].p);
+	prism_free(c);
+}
+
+size_t gcs_client_pending(const gcs_client *c)
+{
+	return c->nreq;
+}
+
+static int track(gcs_client *c, const req *r)
+{
+	if (c->nreq == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		req *v = prism_malloc(cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->nreq; i++)
+			v[i] = c->reqs[(c->first + i) % c->cap];
+		prism_free(c->reqs);
+		c->reqs = v;
+		c->cap = cap;
+		c->first = 0;
+	}
+	c->reqs[(c->first + c->nreq++) % c->cap] = *r;
+	return 0;
+}
+
+static int scratch(gcs_client *c, size_t n)
+{
+	if (n <= c->buf_cap)
+		return 0;
+	uint8_t *b = prism_realloc(c->buf, n);
+	if (!b)
+		return -ENOMEM;
+	c->buf = b;
+	c->buf_cap = n;
+	return 0;
+}
+
+int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+		   const void *value, size_t value_len, gcs_put_cb cb, void *arg)
+{
+	if (!key || !key_len || key_len > GCS_STORE_KEY_MAX || value_len > GCS_STORE_VALUE_MAX)
+		return -EINVAL;
+	gcs_op op = {.kind = value ? GCS_OP_PUT : GCS_OP_DEL,
+		     .table = table,
+		     .key = key,
+		     .key_len = (uint32_t)key_len,
+		     .value = value,
+		     .value_len = value ? (uint32_t)value_len : 0,
+		     .client = c->id,
+		     .req_id = c->next_req};
+	size_t n = gcs_op_size(&op);
+	int rc = scratch(c, n);
+	if (rc == 0)
+		rc = gcs_op_encode(&op, c->buf, c->buf_cap, &n);
+	if (rc == 0)
+		rc = send_or_hold(c, c->head, GCS_M_PUT, c->next_req, c->buf, n);
+	if (rc)
+		return rc;
+	req r = {.id = c->next_req++, .put_cb = cb, .arg = arg};
+	return track(c, &r);
+}
+
+int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size_t key_len, gcs_get_cb cb,
+		   void *arg)
+{
+	if (!key || !key_len || key_len > GCS_STORE_KEY_MAX)
+		return -EINVAL;
+	int rc = scratch(c, 1 + 4 + key_len);
+	if (rc)
+		return rc;
+	prism_wire_writer w;
+	prism_wire_writer_init(&w, c->buf, c->buf_cap);
+	prism_wire_put_u8(&w, table);
+	prism_wire_put_bytes(&w, key, key_len);
+	size_t n;
+	rc = prism_wire_writer_finish(&w, &n);
+	if (rc == 0)
+		rc = send_or_hold(c, c->tail, GCS_M_GET, c->next_req, c->buf, n);
+	if (rc)
+		return rc;
+	req r = {.id = c->next_req++, .get = true, .get_cb = cb, .arg = arg};
+	return track(c, &r);
+}
+
+/* The request an answer names; requests answered out of order across the two links are
+ * found by a scan from the oldest. */
+static req *find(gcs_client *c, uint64_t id, size_t *at)
+{
+	for (size_t i = 0; i < c->nreq; i++) {
+		req *r = &c->reqs[(c->first + i) % c->cap];
+		if (r->id == id) {
+			*at = i;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static void untrack(gcs_client *c, size_t at)
+{
+	/* Close the gap: shift the older requests up by one. */
+	for (size_t i = at; i > 0; i--)
+		c->reqs[(c->first + i) % c->cap] = c->reqs[(c->first + i - 1) % c->cap];
+	c->first = (c->first + 1) % c->cap;
+	c->nreq--;
+}
+
+static int on_answer(gcs_client *c, const uint8_t *buf, size_t len)
+{
+	prism_wire_hdr h;
+	const uint8_t *p;
+	int rc = prism_wire_decode(buf, len, GCS_FRAME_MAX, &h, &p);
+	if (rc)
+		return rc;
+	size_t at;
+	req *r = find(c, h.req_id, &at);
+	if (!r)
+		return PRISM_E_PROTO;
+	req q = *r;
+	untrack(c, at);
+	if (h.type == GCS_M_PUT_OK && !q.get && h.len == 12) {
+		if (q.put_cb)
+			q.put_cb(q.arg, (int)prism_le32_load(p), prism_le64_load(p + 4));
+		return 0;
+	}
+	if (h.type == GCS_M_GET_OK && q.get && h.len >= 16 &&
+	    h.len == 16 + (size_t)prism_le32_load(p + 12)) {
+		if (q.get_cb)
+			q.get_cb(q.arg, (int)prism_le32_load(p), p + 16,
+				 prism_le32_load(p + 12), prism_le64_load(p + 4));
+		return 0;
+	}
+	return PRISM_E_PROTO;
+}
+
+/* A link is gone: every request on it fails. */
+static void fail_all(gcs_client *c, int status)
+{
+	while (c->nreq) {
+		req q = c->reqs[c->first];
+		c->first = (c->first + 1) % c->cap;
+		c->nreq--;
+		if (q.get && q.get_cb)
+			q.get_cb(q.arg, status, NULL, 0, 0);
+		else if (!q.get && q.put_cb)
+			q.put_cb(q.arg, status, 0);
+	}
+}
+
+int gcs_client_poll(gcs_client *c, int64_t timeout_ns)
+{
+	transport_event ev[64];
+	int n = transport_poll(c->t, ev, 64, timeout_ns), done = 0;
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		switch (ev[i].kind) {
+		case TRANSPORT_EV_RECV:
+			if (on_answer(c, ev[i].data, ev[i].len) != 0)
+				return PRISM_E_PROTO;
+			done++;
+			break;
+		case TRANSPORT_EV_SEND:
+			gcs__sent(&ev[i]);
+			break;
+		case TRANSPORT_EV_CONNECTED:
+			if (link_up(c, ev[i].conn) != 0)
+				return -ENOMEM;
+			break;
+		case TRANSPORT_EV_CLOSED:
+			if (ev[i].conn == c->head)
+				c->head = NULL;
+			if (ev[i].conn == c->tail)
+				c->tail = NULL;
+			fail_all(c, ev[i].status ? ev[i].status : PRISM_E_PEER_GONE);
+			break;
+		default:
+			break;
+		}
+	}
+	return done;
+}

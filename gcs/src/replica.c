@@ -1,0 +1,387 @@
+/* replica.c — one replica of a GCS chain (see gcs/chain.h).
+ *
+ * One poll: receive and handle messages (client PUTs at the head, batches from the
+ * predecessor, acknowledgements from the successor, GETs), then flush: make the log
+ * durable (group commit), ship the batch of newly applied operations to the successor,
+ * pass the acknowledgement upstream (the tail acknowledges what it applied), and answer
+ * the clients whose writes are now acknowledged.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/wire.h"
+#include "gcs/chain.h"
+#include "gcs/store.h"
+#include "gcs/wal.h"
+#include "gcs_int.h"
+
+#define LOGM "gcs"
+
+/* A client write waiting for the tail's acknowledgement. */
+typedef struct pend {
+	uint64_t seq;
+	transport_conn *client;
+	uint64_t req_id;
+	int status;
+} pend;
+
+struct gcs_replica {
+	transport *t;
+	gcs_store *store;
+	gcs_wal *wal;
+	transport_conn *next, *prev;
+	bool next_up;
+	char next_addr[TRANSPORT_ADDR_MAX];
+	pend *pend;
+	size_t npend, pend_cap, pend_head;
+	/* The batch for the successor: u32 count then entries. */
+	uint8_t *batch;
+	size_t blen, bcap;
+	uint32_t bcount;
+	uint64_t acked;    /* the tail holds everything up to here */
+	uint64_t ack_sent; /* acknowledged upstream up to here */
+};
+
+static int wal_replay(uint64_t seq, const uint8_t *p, size_t len, void *arg)
+{
+	gcs_op op;
+	int rc = gcs_op_decode(p, len, &op);
+	if (rc)
+		return rc;
+	rc = gcs_store_apply(arg, seq, &op);
+	return rc == -EINVAL ? rc : 0; /* an operation the store refused still took its seq */
+}
+
+int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
+		       gcs_replica **out)
+{
+	*out = NULL;
+	gcs_replica *r = prism_calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	transport_opts to = {.backend = o->backend};
+	memcpy(to.token, o->token, sizeof(to.token));
+	int rc = gcs_store_create(&r->store);
+	if (rc == 0)
+		rc = transport_create(&to, &r->t);
+	if (rc == 0 && o->wal_path)
+		rc = gcs_wal_open(o->wal_path, GCS_WAL_TRUNCATE_TAIL, wal_replay, r->store,
+				  NULL, &r->wal);
+	if (rc == 0)
+		rc = transport_listen(r->t, o->listen, addr, addr_len);
+	if (rc) {
+		gcs_replica_destroy(r);
+		return rc;
+	}
+	r->acked = r->ack_sent = gcs_store_seq(r->store);
+	*out = r;
+	return 0;
+}
+
+void gcs_replica_destroy(gcs_replica *r)
+{
+	if (!r)
+		return;
+	gcs_wal_close(r->wal);
+	transport_destroy(r->t);
+	gcs_store_destroy(r->store);
+	prism_free(r->pend);
+	prism_free(r->batch);
+	prism_free(r);
+}
+
+const struct gcs_store *gcs_replica_store(const gcs_replica *r)
+{
+	return r->store;
+}
+
+int gcs_replica_set_next(gcs_replica *r, const char *next)
+{
+	if (r->next)
+		transport_close(r->next);
+	r->next = NULL;
+	r->next_up = false;
+	if (!next)
+		return 0;
+	snprintf(r->next_addr, sizeof(r->next_addr), "%s", next);
+	return transport_connect(r->t, next, NULL, &r->next);
+}
+
+/* ---- applying ---------------------------------------------------------------------- */
+
+static int batch_add(gcs_replica *r, uint64_t seq, const uint8_t *op, size_t n)
+{
+	size_t need = (r->blen ? r->blen : 4) + 12 + n;
+	if (need > r->bcap) {
+		size_t cap = r->bcap ? r->bcap : 64u << 10;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *b = prism_realloc(r->batch, cap);
+		if (!b)
+			return -ENOMEM;
+		r->batch = b;
+		r->bcap = cap;
+	}
+	if (!r->blen)
+		r->blen = 4;
+	prism_le64_store(r->batch + r->blen, seq);
+	prism_le32_store(r->batch + r->blen + 8, (uint32_t)n);
+	memcpy(r->batch + r->blen + 12, op, n);
+	r->blen += 12 + n;
+	r->bcount++;
+	return 0;
+}
+
+/* Apply the encoded operation as seq: store, log, batch for the successor.  Returns the
+ * store's verdict (< 0: refused, but the seq is taken everywhere alike). */
+static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const gcs_op *op)
+{
+	int verdict = gcs_store_apply(r->store, seq, op);
+	if (verdict == -EINVAL)
+		return verdict;
+	int rc = r->wal ? gcs_wal_append(r->wal, seq, p, n) : 0;
+	if (rc == 0 && r->next)
+		rc = batch_add(r, seq, p, n);
+	if (rc == 0 && !r->next)
+		r->acked =
+			seq; /* the tail: applied is acknowledged (once the log is durable) */
+	return rc ? rc : verdict;
+}
+
+static int pend_push(gcs_replica *r, const pend *p)
+{
+	if (r->npend == r->pend_cap) {
+		size_t cap = r->pend_cap ? r->pend_cap * 2 : 256;
+		pend *v = prism_malloc(cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < r->npend; i++)
+			v[i] = r->pend[(r->pend_head + i) % r->pend_cap];
+		prism_free(r->pend);
+		r->pend = v;
+		r->pend_cap = cap;
+		r->pend_head = 0;
+	}
+	r->pend[(r->pend_head + r->npend++) % r->pend_cap] = *p;
+	return 0;
+}
+
+/* ---- messages ---------------------------------------------------------------------- */
+
+static int on_put(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
+{
+	gcs_op op;
+	int rc = gcs_op_decode(p, h->len, &op);
+	uint64_t seq = gcs_store_seq(r->store) + 1;
+	if (rc == 0)
+		rc = apply(r, seq, p, h->len, &op);
+	if (rc == -EINVAL || rc == -ENOMEM)
+		return rc;
+	pend w = {.seq = seq, .client = c, .req_id = h->req_id, .status = rc < 0 ? rc : 0};
+	if (rc == PRISM_E_TRUNCATED || rc == PRISM_E_PROTO || rc == PRISM_E_BAD_VERSION ||
+	    rc == PRISM_E_TOO_BIG) {
+		/* Not an operation at all: nothing was ordered; answer at once. */
+		uint8_t a[12];
+		prism_le32_store(a, (uint32_t)rc);
+		prism_le64_store(a + 4, 0);
+		return gcs__send(c, GCS_M_PUT_OK, h->req_id, a, sizeof(a));
+	}
+	return pend_push(r, &w);
+}
+
+static int on_get(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
+{
+	prism_wire_reader rd;
+	uint8_t table;
+	const uint8_t *key;
+	uint32_t klen;
+	prism_wire_reader_init(&rd, p, h->len);
+	prism_wire_get_u8(&rd, &table);
+	prism_wire_get_bytes(&rd, GCS_STORE_KEY_MAX, &key, &klen);
+	int rc = prism_wire_reader_finish(&rd);
+	if (rc)
+		return rc;
+	const uint8_t *val = NULL;
+	size_t vlen = 0;
+	uint64_t ver = 0;
+	int status = gcs_store_get(r->store, table, key, klen, &val, &vlen, &ver);
+	size_t n = 4 + 8 + 4 + vlen;
+	uint8_t small[256];
+	uint8_t *a = n <= sizeof(small) ? small : prism_malloc(n);
+	if (!a)
+		return -ENOMEM;
+	prism_le32_store(a, (uint32_t)status);
+	prism_le64_store(a + 4, ver);
+	prism_le32_store(a + 12, (uint32_t)vlen);
+	if (vlen)
+		memcpy(a + 16, val, vlen);
+	rc = gcs__send(c, GCS_M_GET_OK, h->req_id, a, n);
+	if (a != small)
+		prism_free(a);
+	return rc;
+}
+
+static int on_repl(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
+{
+	if (h->len < 4)
+		return PRISM_E_PROTO;
+	uint32_t n = prism_le32_load(p);
+	size_t off = 4;
+	for (uint32_t i = 0; i < n; i++) {
+		if (h->len - off < 12)
+			return PRISM_E_TRUNCATED;
+		uint64_t seq = prism_le64_load(p + off);
+		uint32_t len = prism_le32_load(p + off + 8);
+		off += 12;
+		if (h->len - off < len)
+			return PRISM_E_TRUNCATED;
+		gcs_op op;
+		int rc = gcs_op_decode(p + off, len, &op);
+		if (rc)
+			return rc;
+		/* Entries we hold already (a resend after a reconfiguration) are skipped. */
+		if (seq > gcs_store_seq(r->store)) {
+			if (seq != gcs_store_seq(r->store) + 1)
+				return PRISM_E_PROTO;
+			rc = apply(r, seq, p + off, len, &op);
+			if (rc == -EINVAL || rc == -ENOMEM)
+				return rc;
+		}
+		off += len;
+	}
+	return off == h->len ? 0 : PRISM_E_PROTO;
+}
+
+static int on_frame(gcs_replica *r, transport_conn *c, const uint8_t *buf, size_t len)
+{
+	prism_wire_hdr h;
+	const uint8_t *p;
+	int rc = prism_wire_decode(buf, len, GCS_FRAME_MAX, &h, &p);
+	if (rc == 0 && len != PRISM_WIRE_HDR_SIZE + h.len)
+		rc = PRISM_E_PROTO;
+	if (rc)
+		return rc;
+	switch (h.type) {
+	case GCS_M_PUT:
+		return on_put(r, c, &h, p);
+	case GCS_M_GET:
+		return on_get(r, c, &h, p);
+	case GCS_M_CHAIN_HELLO:
+		r->prev = c;
+		return 0;
+	case GCS_M_REPL:
+		return c == r->prev ? on_repl(r, &h, p) : PRISM_E_PROTO;
+	case GCS_M_ACK:
+		if (c != r->next || h.len != 8)
+			return PRISM_E_PROTO;
+		if (prism_le64_load(p) > r->acked)
+			r->acked = prism_le64_load(p);
+		return 0;
+	default:
+		return PRISM_E_PROTO;
+	}
+}
+
+/* ---- flush ------------------------------------------------------------------------- */
+
+static int answer_clients(gcs_replica *r)
+{
+	while (r->npend) {
+		pend *w = &r->pend[r->pend_head];
+		if (w->seq > r->acked)
+			break;
+		uint8_t a[12];
+		prism_le32_store(a, (uint32_t)w->status);
+		prism_le64_store(a + 4, w->seq);
+		if (w->client)
+			gcs__send(w->client, GCS_M_PUT_OK, w->req_id, a, sizeof(a));
+		r->pend_head = (r->pend_head + 1) % r->pend_cap;
+		r->npend--;
+	}
+	return 0;
+}
+
+static int flush(gcs_replica *r)
+{
+	int rc = r->wal ? gcs_wal_sync(r->wal) : 0;
+	if (rc)
+		return rc;
+	if (r->bcount && r->next_up) {
+		prism_le32_store(r->batch, r->bcount);
+		rc = gcs__send(r->next, GCS_M_REPL, 0, r->batch, r->blen);
+		r->blen = 0;
+		r->bcount = 0;
+		if (rc)
+			return rc;
+	}
+	if (r->prev && r->acked > r->ack_sent) {
+		uint8_t a[8];
+		prism_le64_store(a, r->acked);
+		rc = gcs__send(r->prev, GCS_M_ACK, 0, a, sizeof(a));
+		if (rc)
+			return rc;
+		r->ack_sent = r->acked;
+	}
+	return answer_clients(r);
+}
+
+static void on_closed(gcs_replica *r, transport_conn *c, int status)
+{
+	if (c == r->next) {
+		PRISM_LOG(PRISM_LOG_WARN, LOGM, "successor %s gone: %s", r->next_addr,
+			  prism_strerror(status));
+		r->next = NULL;
+		r->next_up = false;
+	}
+	if (c == r->prev)
+		r->prev = NULL;
+	/* Clients gone: their writes still go through; nobody is told. */
+	for (size_t i = 0; i < r->npend; i++) {
+		pend *w = &r->pend[(r->pend_head + i) % r->pend_cap];
+		if (w->client == c)
+			w->client = NULL;
+	}
+}
+
+int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns)
+{
+	transport_event ev[64];
+	int n = transport_poll(r->t, ev, 64, timeout_ns);
+	if (n < 0)
+		return n;
+	int handled = 0;
+	for (int i = 0; i < n; i++) {
+		transport_event *e = &ev[i];
+		switch (e->kind) {
+		case TRANSPORT_EV_CONNECTED:
+			if (e->conn == r->next) {
+				r->next_up = true;
+				gcs__send(r->next, GCS_M_CHAIN_HELLO, 0, NULL, 0);
+			}
+			break;
+		case TRANSPORT_EV_RECV: {
+			int rc = on_frame(r, e->conn, e->data, e->len);
+			if (rc) {
+				PRISM_LOG(PRISM_LOG_WARN, LOGM, "dropping a link: %s",
+					  prism_strerror(rc));
+				transport_close(e->conn);
+			}
+			handled++;
+			break;
+		}
+		case TRANSPORT_EV_SEND:
+			gcs__sent(e);
+			break;
+		case TRANSPORT_EV_CLOSED:
+			on_closed(r, e->conn, e->status);
+			break;
+		default:
+			break;
+		}
+	}
+	int rc = flush(r);
+	return rc ? rc : handled;
+}

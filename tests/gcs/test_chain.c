@@ -1,0 +1,203 @@
+/* A GCS shard on chains of 1, 2 and 3 replicas in one process: writes enter at the head
+ * and are acknowledged only once the tail holds them, reads at the tail see them, every
+ * replica ends with the same tables, and a replica with a log comes back with its state. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "gcs/chain.h"
+#include "gcs/record.h"
+#include "gcs/store.h"
+
+#define DEADLINE_NS (30ull * 1000000000ull)
+
+typedef struct chain {
+	gcs_replica *r[3];
+	char addr[3][TRANSPORT_ADDR_MAX];
+	int n;
+	gcs_client *c;
+} chain;
+
+static void poll_all(chain *ch)
+{
+	for (int i = 0; i < ch->n; i++)
+		cr_assert_geq(gcs_replica_poll(ch->r[i], 0), 0);
+	cr_assert_geq(gcs_client_poll(ch->c, 0), 0);
+}
+
+static void make_chain(chain *ch, int n, const char *wal)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->n = n;
+	gcs_replica_opts o = {.backend = TRANSPORT_TCP, .listen = "tcp://127.0.0.1:0"};
+	memset(o.token, 4, sizeof(o.token));
+	for (int i = 0; i < n; i++) {
+		o.wal_path = i == 0 ? wal : NULL;
+		cr_assert_eq(
+			gcs_replica_create(&o, ch->addr[i], sizeof(ch->addr[i]), &ch->r[i]), 0);
+	}
+	for (int i = 0; i + 1 < n; i++)
+		cr_assert_eq(gcs_replica_set_next(ch->r[i], ch->addr[i + 1]), 0);
+	cr_assert_eq(
+		gcs_client_create(TRANSPORT_TCP, o.token, ch->addr[0], ch->addr[n - 1], &ch->c),
+		0);
+}
+
+static void free_chain(chain *ch)
+{
+	gcs_client_destroy(ch->c);
+	for (int i = 0; i < ch->n; i++)
+		gcs_replica_destroy(ch->r[i]);
+}
+
+typedef struct put_state {
+	chain *ch;
+	int done, failed;
+	uint64_t last_seq;
+	bool tail_had_it; /* at every acknowledgement, the tail already held the write */
+} put_state;
+
+static void on_put(void *arg, int status, uint64_t seq)
+{
+	put_state *p = arg;
+	p->done++;
+	if (status) {
+		p->failed++;
+		return;
+	}
+	const struct gcs_store *tail = gcs_replica_store(p->ch->r[p->ch->n - 1]);
+	if (gcs_store_seq(tail) < seq)
+		p->tail_had_it = false;
+	if (seq > p->last_seq)
+		p->last_seq = seq;
+}
+
+typedef struct get_state {
+	int done, bad;
+	char want[32];
+} get_state;
+
+static void on_get(void *arg, int status, const uint8_t *v, size_t len, uint64_t ver)
+{
+	(void)ver;
+	get_state *g = arg;
+	g->done++;
+	if (status || len != strlen(g->want) || memcmp(v, g->want, len) != 0)
+		g->bad++;
+}
+
+static int compare_cb(uint8_t table, const uint8_t *key, size_t klen, const uint8_t *val,
+		      size_t vlen, uint64_t version, void *arg)
+{
+	const struct gcs_store *other = arg;
+	const uint8_t *v;
+	size_t vl;
+	uint64_t ver;
+	if (gcs_store_get(other, table, key, klen, &v, &vl, &ver) != 0)
+		return 1;
+	return vl != vlen || memcmp(v, val, vlen) != 0 || ver != version;
+}
+
+static void run_chain(int n)
+{
+	enum { KEYS = 300, WRITES = 3000, WINDOW = 64 };
+	chain ch;
+	make_chain(&ch, n, NULL);
+	put_state ps = {.ch = &ch, .tail_had_it = true};
+	uint64_t end = prism_now_ns() + DEADLINE_NS;
+	int sent = 0;
+	while (ps.done < WRITES) {
+		cr_assert_lt(prism_now_ns(), end, "writes done: %d of %d", ps.done, WRITES);
+		while (sent < WRITES && sent - ps.done < WINDOW) {
+			char key[16], val[32];
+			snprintf(key, sizeof(key), "k%d", sent % KEYS);
+			snprintf(val, sizeof(val), "v%d", sent);
+			int rc = gcs_client_put(ch.c, GCS_T_KV, key, strlen(key), val,
+						strlen(val), on_put, &ps);
+			cr_assert_eq(rc, 0, "put: %s", prism_strerror(rc));
+			sent++;
+		}
+		poll_all(&ch);
+	}
+	cr_assert_eq(ps.failed, 0);
+	cr_assert(ps.tail_had_it, "a write was acknowledged before the tail held it");
+	cr_assert_eq(ps.last_seq, WRITES);
+	/* Reads at the tail see the last write of every key. */
+	static get_state gs[KEYS];
+	for (int k = 0; k < KEYS; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", k);
+		gs[k] = (get_state){0};
+		snprintf(gs[k].want, sizeof(gs[k].want), "v%d", WRITES - KEYS + k);
+		cr_assert_eq(gcs_client_get(ch.c, GCS_T_KV, key, strlen(key), on_get, &gs[k]),
+			     0);
+	}
+	while (gcs_client_pending(ch.c)) {
+		cr_assert_lt(prism_now_ns(), end, "reads");
+		poll_all(&ch);
+	}
+	for (int k = 0; k < KEYS; k++)
+		cr_assert_eq(gs[k].bad, 0, "key k%d read back wrong", k);
+	/* Let the last batch and acknowledgements settle, then every replica is the same. */
+	for (int i = 0; i < 200; i++)
+		poll_all(&ch);
+	for (int i = 0; i < n; i++) {
+		const struct gcs_store *s = gcs_replica_store(ch.r[i]);
+		cr_assert_eq(gcs_store_seq(s), WRITES, "replica %d", i);
+		cr_assert_eq(gcs_store_count(s), KEYS);
+		cr_assert_eq(
+			gcs_store_foreach(s, compare_cb, (void *)gcs_replica_store(ch.r[0])), 0,
+			"replica %d equals the head", i);
+	}
+	free_chain(&ch);
+}
+
+Test(chain, one_replica)
+{
+	run_chain(1);
+}
+
+Test(chain, two_replicas)
+{
+	run_chain(2);
+}
+
+Test(chain, three_replicas)
+{
+	run_chain(3);
+}
+
+/* A single replica with a log: its writes survive destroy and re-create. */
+Test(chain, a_replica_with_a_log_comes_back)
+{
+	char dir[] = "/tmp/prism-chain-XXXXXX", wal[128];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(wal, sizeof(wal), "%s/shard.wal", dir);
+	chain ch;
+	make_chain(&ch, 1, wal);
+	put_state ps = {.ch = &ch, .tail_had_it = true};
+	for (int i = 0; i < 100; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", i);
+		cr_assert_eq(
+			gcs_client_put(ch.c, GCS_T_KV, key, strlen(key), "x", 1, on_put, &ps),
+			0);
+	}
+	uint64_t end = prism_now_ns() + DEADLINE_NS;
+	while (ps.done < 100) {
+		cr_assert_lt(prism_now_ns(), end);
+		poll_all(&ch);
+	}
+	free_chain(&ch);
+	make_chain(&ch, 1, wal);
+	const struct gcs_store *s = gcs_replica_store(ch.r[0]);
+	cr_assert_eq(gcs_store_seq(s), 100);
+	cr_assert_eq(gcs_store_count(s), 100);
+	free_chain(&ch);
+	unlink(wal);
+	rmdir(dir);
+}
