@@ -29,7 +29,7 @@ DEB_PACKAGES := gcc make cmake pkg-config libc6-dev \
 	libsodium-dev libibverbs-dev librdmacm-dev iproute2
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 # The peers `make bench` measures beside prism, from Debian (../shared/BENCHMARKS.md).
-BENCH_PACKAGES := python3-distributed
+BENCH_PACKAGES := python3-distributed redis-server
 PEER_PYTHON := /usr/bin/python3
 
 C_FILES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null)

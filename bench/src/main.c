@@ -17,6 +17,7 @@ static const struct {
 	{"actors", bench_actors, "empty actor calls: 1:1 sync and async, n:n, real-time"},
 	{"transport", bench_transport,
 	 "links between processes: tcp, softverbs, verbs vs raw TCP"},
+	{"gcs", bench_gcs, "GCS chains of 1-3 replicas vs redis-server"},
 };
 
 static void usage(FILE *f)

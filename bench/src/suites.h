@@ -11,5 +11,6 @@ int bench_tasks_client(const char *addr, double seconds);
 int bench_actors(const struct bench_opts *o);
 int bench_actors_client(const char *addr, double seconds);
 int bench_transport(const struct bench_opts *o);
+int bench_gcs(const struct bench_opts *o);
 
 #endif

@@ -1,0 +1,375 @@
+/* bench_gcs.c — the GCS: writes through chains of 1, 2 and 3 replicas, reads at the
+ * tail, and Debian's redis-server driven the same way in the same run.
+ *
+ * The replicas run in a forked child (all of one chain in it, polled in turn, spinning);
+ * the parent is the client, pinned to the other CPU, spinning too.  Every case keeps the
+ * same fixed number of requests outstanding (WINDOW) for ~1 s after a warm-up and reports
+ * ops/s and the per-request latency (issue to answer).  Redis gets the identical loop over
+ * its own protocol (RESP, pipelined to the same depth) on a plain TCP socket. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/hist.h"
+#include "gcs/chain.h"
+#include "gcs/record.h"
+#include "suites.h"
+
+#define SUITE "gcs"
+/* 32 requests outstanding: a node's worth of concurrent control-plane writers. */
+#define WINDOW 32
+#define RUN_NS 1000000000ull
+#define WARM_NS 200000000ull
+#define KEYS 1000
+#define VALUE_BYTES 64
+
+static uint8_t token[TRANSPORT_TOKEN_BYTES];
+
+/* ---- the chain, in a child ---------------------------------------------------------- */
+
+static pid_t start_chain(int n, char *head, char *tail)
+{
+	int pfd[2];
+	if (pipe(pfd) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		bench_pin_cpu(1);
+		gcs_replica *r[3];
+		char addr[3][TRANSPORT_ADDR_MAX];
+		gcs_replica_opts o = {.backend = TRANSPORT_TCP, .listen = "tcp://127.0.0.1:0"};
+		memcpy(o.token, token, sizeof(token));
+		for (int i = 0; i < n; i++)
+			if (gcs_replica_create(&o, addr[i], sizeof(addr[i]), &r[i]) != 0)
+				_exit(2);
+		for (int i = 0; i + 1 < n; i++)
+			if (gcs_replica_set_next(r[i], addr[i + 1]) != 0)
+				_exit(3);
+		if (write(pfd[1], addr[0], sizeof(addr[0])) != (ssize_t)sizeof(addr[0]) ||
+		    write(pfd[1], addr[n - 1], sizeof(addr[0])) != (ssize_t)sizeof(addr[0]))
+			_exit(4);
+		/* Serve until killed; bounded anyway. */
+		uint64_t end = prism_now_ns() + 120ull * 1000000000ull;
+		while (prism_now_ns() < end)
+			for (int i = 0; i < n; i++)
+				if (gcs_replica_poll(r[i], 0) < 0)
+					_exit(5);
+		_exit(0);
+	}
+	close(pfd[1]);
+	bool ok = read(pfd[0], head, TRANSPORT_ADDR_MAX) == TRANSPORT_ADDR_MAX &&
+		  read(pfd[0], tail, TRANSPORT_ADDR_MAX) == TRANSPORT_ADDR_MAX;
+	close(pfd[0]);
+	if (!ok) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* ---- the windowed loop, shared by prism and redis ---------------------------------- */
+
+typedef struct loop {
+	uint64_t sent_at[WINDOW];
+	long issued, done, counted;
+	int errors;
+	uint64_t t0, t_end;
+	prism_hist *h;
+} loop;
+
+static void loop_done(loop *l, long slot)
+{
+	uint64_t now = prism_now_ns();
+	if (now >= l->t0 && l->t0) {
+		prism_hist_record(l->h, now - l->sent_at[slot % WINDOW]);
+		l->counted++;
+	}
+	l->done++;
+}
+
+static void put_cb(void *arg, int status, uint64_t seq)
+{
+	(void)seq;
+	loop *l = arg;
+	if (status)
+		l->errors++;
+	loop_done(l, l->done);
+}
+
+static void get_cb(void *arg, int status, const uint8_t *v, size_t len, uint64_t ver)
+{
+	(void)v;
+	(void)ver;
+	loop *l = arg;
+	if (status || len != VALUE_BYTES)
+		l->errors++;
+	loop_done(l, l->done);
+}
+
+/* Keep WINDOW requests of gcs (get or put) outstanding for RUN_NS after WARM_NS. */
+static double run_gcs(gcs_client *c, bool get, prism_hist *h)
+{
+	loop l = {.h = h};
+	uint8_t val[VALUE_BYTES];
+	memset(val, 'v', sizeof(val));
+	uint64_t start = prism_now_ns();
+	l.t0 = start + WARM_NS;
+	l.t_end = l.t0 + RUN_NS;
+	while (prism_now_ns() < l.t_end) {
+		while (l.issued - l.done < WINDOW) {
+			char key[16];
+			int kl = snprintf(key, sizeof(key), "k%ld", l.issued % KEYS);
+			l.sent_at[l.issued % WINDOW] = prism_now_ns();
+			int rc = get ? gcs_client_get(c, GCS_T_KV, key, (size_t)kl, get_cb, &l)
+				     : gcs_client_put(c, GCS_T_KV, key, (size_t)kl, val,
+						      sizeof(val), put_cb, &l);
+			if (rc)
+				return -1;
+			l.issued++;
+		}
+		if (gcs_client_poll(c, 0) < 0)
+			return -1;
+	}
+	/* Drain what is in flight so the next case starts clean (bounded). */
+	uint64_t drain = prism_now_ns() + 5000000000ull;
+	while (gcs_client_pending(c) && prism_now_ns() < drain)
+		gcs_client_poll(c, 0);
+	if (l.errors)
+		return -1;
+	return (double)l.counted / ((double)RUN_NS / 1e9);
+}
+
+/* ---- redis ------------------------------------------------------------------------- */
+
+static pid_t start_redis(int port)
+{
+	if (access("/usr/bin/redis-server", X_OK) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char p[16];
+		snprintf(p, sizeof(p), "%d", port);
+		int dn = open("/dev/null", O_WRONLY);
+		dup2(dn, 1);
+		bench_pin_cpu(1);
+		execl("/usr/bin/redis-server", "redis-server", "--port", p, "--bind",
+		      "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode",
+		      "yes", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int redis_connect(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 200; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			return fd;
+		}
+		close(fd);
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* Count complete RESP replies in buf (simple strings, errors, bulk strings); returns how
+ * many bytes they took. */
+static size_t resp_replies(const char *buf, size_t len, long *n, int *errors)
+{
+	size_t o = 0;
+	for (;;) {
+		const char *nl = memchr(buf + o, '\n', len - o);
+		if (!nl)
+			return o;
+		size_t line = (size_t)(nl - (buf + o)) + 1;
+		if (buf[o] == '$') {
+			long bl = atol(buf + o + 1);
+			size_t need = line + (bl >= 0 ? (size_t)bl + 2 : 0);
+			if (len - o < need)
+				return o;
+			o += need;
+		} else {
+			if (buf[o] == '-')
+				(*errors)++;
+			o += line;
+		}
+		(*n)++;
+	}
+}
+
+static double run_redis(int fd, bool get, prism_hist *h)
+{
+	loop l = {.h = h};
+	char val[VALUE_BYTES + 1];
+	memset(val, 'v', VALUE_BYTES);
+	val[VALUE_BYTES] = 0;
+	static char in[1 << 16];
+	size_t have = 0;
+	l.t0 = prism_now_ns() + WARM_NS;
+	l.t_end = l.t0 + RUN_NS;
+	while (prism_now_ns() < l.t_end) {
+		char out[WINDOW * 160];
+		size_t on = 0;
+		while (l.issued - l.done < WINDOW) {
+			char key[16];
+			int kl = snprintf(key, sizeof(key), "k%ld", l.issued % KEYS);
+			on += get ? (size_t)snprintf(out + on, sizeof(out) - on,
+						     "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", kl,
+						     key)
+				  : (size_t)snprintf(
+					    out + on, sizeof(out) - on,
+					    "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", kl,
+					    key, VALUE_BYTES, val);
+			l.sent_at[l.issued % WINDOW] = prism_now_ns();
+			l.issued++;
+		}
+		if (on && write(fd, out, on) != (ssize_t)on)
+			return -1;
+		ssize_t r = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN))
+			return -1;
+		if (r > 0) {
+			have += (size_t)r;
+			long n = 0;
+			size_t used = resp_replies(in, have, &n, &l.errors);
+			memmove(in, in + used, have - used);
+			have -= used;
+			while (n--)
+				loop_done(&l, l.done);
+		}
+	}
+	/* Drain the replies still in flight. */
+	uint64_t drain = prism_now_ns() + 5000000000ull;
+	while (l.done < l.issued && prism_now_ns() < drain) {
+		ssize_t r = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+		if (r > 0) {
+			have += (size_t)r;
+			long n = 0;
+			size_t used = resp_replies(in, have, &n, &l.errors);
+			memmove(in, in + used, have - used);
+			have -= used;
+			l.done += n;
+		}
+	}
+	return l.errors ? -1 : (double)l.counted / ((double)RUN_NS / 1e9);
+}
+
+/* ---- the suite --------------------------------------------------------------------- */
+
+static void report(const struct bench_opts *o, const char *name, double ops, prism_hist *h)
+{
+	struct bench_field f[] = {{"ops_per_s", ops, NULL}, {"window", WINDOW, NULL}};
+	bench_report_latency(o, SUITE, name, h, f, 2);
+}
+
+static int gcs_case(const struct bench_opts *o, int r, bool get, double *ops)
+{
+	char head[TRANSPORT_ADDR_MAX], tail[TRANSPORT_ADDR_MAX], name[32];
+	pid_t pid = start_chain(r, head, tail);
+	if (pid < 0)
+		return -1;
+	gcs_client *c;
+	prism_hist *h;
+	int rc = gcs_client_create(TRANSPORT_TCP, token, head, tail, &c);
+	if (rc == 0 && prism_hist_create(&h) != 0)
+		rc = -ENOMEM;
+	if (rc) {
+		stop(pid);
+		return -1;
+	}
+	if (get) {
+		/* Fill the keys first, so every read finds its value. */
+		prism_hist *warm;
+		prism_hist_create(&warm);
+		run_gcs(c, false, warm);
+		prism_hist_destroy(warm);
+	}
+	*ops = run_gcs(c, get, h);
+	snprintf(name, sizeof(name), get ? "get" : "put_r%d", r);
+	if (*ops > 0)
+		report(o, name, *ops, h);
+	prism_hist_destroy(h);
+	gcs_client_destroy(c);
+	stop(pid);
+	return *ops > 0 ? 0 : -1;
+}
+
+static int redis_case(const struct bench_opts *o, bool get, double *ops)
+{
+	int port = 20000 + (int)(getpid() % 20000);
+	pid_t pid = start_redis(port);
+	if (pid < 0) {
+		bench_report_skip(
+			o, SUITE, get ? "redis_get" : "redis_set",
+			"redis-server is not installed (apt-get install redis-server)");
+		*ops = 0;
+		return 0;
+	}
+	int fd = redis_connect(port);
+	prism_hist *h;
+	prism_hist_create(&h);
+	*ops = -1;
+	if (fd >= 0) {
+		if (get) {
+			prism_hist *warm;
+			prism_hist_create(&warm);
+			run_redis(fd, false, warm);
+			prism_hist_destroy(warm);
+		}
+		*ops = run_redis(fd, get, h);
+		close(fd);
+	}
+	if (*ops > 0)
+		report(o, get ? "redis_get" : "redis_set", *ops, h);
+	prism_hist_destroy(h);
+	stop(pid);
+	return *ops > 0 ? 0 : -1;
+}
+
+int bench_gcs(const struct bench_opts *o)
+{
+	bench_report_header(o, SUITE,
+			    "GCS chains of 1-3 replicas vs redis-server, same client loop");
+	memset(token, 0x5a, sizeof(token));
+	bench_pin_cpu(0);
+	double put[4] = {0}, get = 0, rset = 0, rget = 0;
+	int rc = 0;
+	for (int r = 1; r <= 3; r++)
+		rc |= gcs_case(o, r, false, &put[r]);
+	rc |= gcs_case(o, 3, true, &get);
+	rc |= redis_case(o, false, &rset);
+	rc |= redis_case(o, true, &rget);
+	bench_report_skip(o, SUITE, "failover_stall_ms",
+			  "chain reconfiguration is not built yet (issue 6, next part)");
+	if (put[1] > 0 && put[2] > 0)
+		bench_report_value(o, SUITE, "put_r2_vs_r1", "ratio", put[2] / put[1], NULL, 0);
+	if (put[1] > 0 && rset > 0)
+		bench_report_value(o, SUITE, "put_r1_vs_redis_set", "ratio", put[1] / rset,
+				   NULL, 0);
+	if (get > 0 && rget > 0)
+		bench_report_value(o, SUITE, "get_vs_redis_get", "ratio", get / rget, NULL, 0);
+	return rc ? 1 : 0;
+}
