@@ -61,10 +61,14 @@ static pid_t start_chain(int n, char *head, char *tail)
 			_exit(4);
 		/* Serve until killed; bounded anyway. */
 		uint64_t end = prism_now_ns() + 120ull * 1000000000ull;
-		while (prism_now_ns() < end)
+		for (unsigned long it = 0;; it++) {
+			/* The clock only every 4096 rounds: it was 10% of a profile. */
+			if ((it & 4095) == 0 && prism_now_ns() > end)
+				break;
 			for (int i = 0; i < n; i++)
 				if (gcs_replica_poll(r[i], 0) < 0)
 					_exit(5);
+		}
 		_exit(0);
 	}
 	close(pfd[1]);

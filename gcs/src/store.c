@@ -21,6 +21,7 @@ typedef struct entry {
 	uint64_t hash;
 	uint8_t *mem; /* key then value; NULL: empty slot */
 	uint32_t klen, vlen;
+	uint32_t cap; /* bytes allocated at mem */
 	uint64_t version;
 	uint8_t table;
 } entry;
@@ -150,14 +151,23 @@ static int put(gcs_store *s, uint8_t table, const uint8_t *key, size_t klen, con
 		if (rc)
 			return rc;
 	}
-	uint8_t *mem = prism_malloc(klen + vlen ? klen + vlen : 1);
+	uint64_t h = hash_of(table, key, klen);
+	entry *e = find(s, table, key, klen, h);
+	size_t need = klen + vlen ? klen + vlen : 1;
+	if (e->mem && e->cap >= need) {
+		/* Overwriting a key in place: no allocation on the common path. */
+		if (vlen)
+			memcpy(e->mem + klen, val, vlen);
+		e->vlen = (uint32_t)vlen;
+		e->version = version;
+		return 0;
+	}
+	uint8_t *mem = prism_malloc(need);
 	if (!mem)
 		return -ENOMEM;
 	memcpy(mem, key, klen);
 	if (vlen)
 		memcpy(mem + klen, val, vlen);
-	uint64_t h = hash_of(table, key, klen);
-	entry *e = find(s, table, key, klen, h);
 	if (e->mem) {
 		prism_free(e->mem);
 	} else {
@@ -168,6 +178,7 @@ static int put(gcs_store *s, uint8_t table, const uint8_t *key, size_t klen, con
 		     .mem = mem,
 		     .klen = (uint32_t)klen,
 		     .vlen = (uint32_t)vlen,
+		     .cap = (uint32_t)need,
 		     .version = version,
 		     .table = table};
 	return 0;
