@@ -224,14 +224,37 @@ static size_t resp_replies(const char *buf, size_t len, long *n, int *errors)
 	}
 }
 
+/* Read what redis answered and complete those requests (timed or not). */
+static char resp_in[1 << 16];
+static size_t resp_have;
+
+static int redis_take(int fd, loop *l, bool timed)
+{
+	ssize_t r = recv(fd, resp_in + resp_have, sizeof(resp_in) - resp_have, MSG_DONTWAIT);
+	if (r == 0 || (r < 0 && errno != EAGAIN))
+		return -1;
+	if (r < 0)
+		return 0;
+	resp_have += (size_t)r;
+	long n = 0;
+	size_t used = resp_replies(resp_in, resp_have, &n, &l->errors);
+	memmove(resp_in, resp_in + used, resp_have - used);
+	resp_have -= used;
+	while (n--)
+		if (timed)
+			loop_done(l, l->done);
+		else
+			l->done++;
+	return 0;
+}
+
 static double run_redis(int fd, bool get, prism_hist *h)
 {
 	loop l = {.h = h};
+	resp_have = 0;
 	char val[VALUE_BYTES + 1];
 	memset(val, 'v', VALUE_BYTES);
 	val[VALUE_BYTES] = 0;
-	static char in[1 << 16];
-	size_t have = 0;
 	l.t0 = prism_now_ns() + WARM_NS;
 	l.t_end = l.t0 + RUN_NS;
 	while (prism_now_ns() < l.t_end) {
@@ -252,32 +275,14 @@ static double run_redis(int fd, bool get, prism_hist *h)
 		}
 		if (on && write(fd, out, on) != (ssize_t)on)
 			return -1;
-		ssize_t r = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
-		if (r == 0 || (r < 0 && errno != EAGAIN))
+		if (redis_take(fd, &l, true) < 0)
 			return -1;
-		if (r > 0) {
-			have += (size_t)r;
-			long n = 0;
-			size_t used = resp_replies(in, have, &n, &l.errors);
-			memmove(in, in + used, have - used);
-			have -= used;
-			while (n--)
-				loop_done(&l, l.done);
-		}
 	}
 	/* Drain the replies still in flight. */
 	uint64_t drain = prism_now_ns() + 5000000000ull;
-	while (l.done < l.issued && prism_now_ns() < drain) {
-		ssize_t r = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
-		if (r > 0) {
-			have += (size_t)r;
-			long n = 0;
-			size_t used = resp_replies(in, have, &n, &l.errors);
-			memmove(in, in + used, have - used);
-			have -= used;
-			l.done += n;
-		}
-	}
+	while (l.done < l.issued && prism_now_ns() < drain)
+		if (redis_take(fd, &l, false) < 0)
+			return -1;
 	return l.errors ? -1 : (double)l.counted / ((double)RUN_NS / 1e9);
 }
 

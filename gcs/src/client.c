@@ -5,6 +5,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fifo.h"
 #include "base/id.h"
 #include "base/wire.h"
 #include "gcs/chain.h"
@@ -24,9 +25,8 @@ struct gcs_client {
 	transport_conn *head, *tail;
 	prism_id id;
 	uint64_t next_req;
-	/* Requests in flight, a ring in request order (answers come in order per link). */
-	req *reqs;
-	size_t nreq, cap, first;
+	/* Requests in flight, in request order (answers come in order per link). */
+	prism_fifo reqs;
 	uint8_t *buf;
 	size_t buf_cap;
 	/* Frames written before a link was up: (u16 type, u64 req_id, u32 len, payload). */
@@ -112,6 +112,7 @@ int gcs_client_create(enum transport_backend backend, const uint8_t *token, cons
 	/* A cluster-unique client id (random per process): its request ids make retried
 	 * writes apply once. */
 	c->id = prism_id_new(PRISM_ID_WORKER);
+	prism_fifo_init(&c->reqs, sizeof(req));
 	c->next_req = 1;
 	*out = c;
 	return 0;
@@ -122,7 +123,7 @@ void gcs_client_destroy(gcs_client *c)
 	if (!c)
 		return;
 	transport_destroy(c->t);
-	prism_free(c->reqs);
+	prism_fifo_free(&c->reqs);
 	prism_free(c->buf);
 	prism_free(c->held[0].p);
 	prism_free(c->held[1].p);
@@ -131,25 +132,12 @@ void gcs_client_destroy(gcs_client *c)
 
 size_t gcs_client_pending(const gcs_client *c)
 {
-	return c->nreq;
+	return c->reqs.len;
 }
 
 static int track(gcs_client *c, const req *r)
 {
-	if (c->nreq == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 256;
-		req *v = prism_malloc(cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		for (size_t i = 0; i < c->nreq; i++)
-			v[i] = c->reqs[(c->first + i) % c->cap];
-		prism_free(c->reqs);
-		c->reqs = v;
-		c->cap = cap;
-		c->first = 0;
-	}
-	c->reqs[(c->first + c->nreq++) % c->cap] = *r;
-	return 0;
+	return prism_fifo_push(&c->reqs, r);
 }
 
 static int scratch(gcs_client *c, size_t n)
@@ -213,10 +201,10 @@ int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size_t key_len
 
 /* The request an answer names; requests answered out of order across the two links are
  * found by a scan from the oldest. */
-static req *find(gcs_client *c, uint64_t id, size_t *at)
+static req *find(gcs_client *c, uint64_t id, uint32_t *at)
 {
-	for (size_t i = 0; i < c->nreq; i++) {
-		req *r = &c->reqs[(c->first + i) % c->cap];
+	for (uint32_t i = 0; i < c->reqs.len; i++) {
+		req *r = prism_fifo_at(&c->reqs, i);
 		if (r->id == id) {
 			*at = i;
 			return r;
@@ -225,13 +213,12 @@ static req *find(gcs_client *c, uint64_t id, size_t *at)
 	return NULL;
 }
 
-static void untrack(gcs_client *c, size_t at)
+static void untrack(gcs_client *c, uint32_t at)
 {
-	/* Close the gap: shift the older requests up by one. */
-	for (size_t i = at; i > 0; i--)
-		c->reqs[(c->first + i) % c->cap] = c->reqs[(c->first + i - 1) % c->cap];
-	c->first = (c->first + 1) % c->cap;
-	c->nreq--;
+	/* Close the gap: shift the older requests up by one, then drop the head. */
+	for (uint32_t i = at; i > 0; i--)
+		*(req *)prism_fifo_at(&c->reqs, i) = *(req *)prism_fifo_at(&c->reqs, i - 1);
+	prism_fifo_pop(&c->reqs, NULL);
 }
 
 static int on_answer(gcs_client *c, const uint8_t *buf, size_t len)
@@ -241,7 +228,7 @@ static int on_answer(gcs_client *c, const uint8_t *buf, size_t len)
 	int rc = prism_wire_decode(buf, len, GCS_FRAME_MAX, &h, &p);
 	if (rc)
 		return rc;
-	size_t at;
+	uint32_t at;
 	req *r = find(c, h.req_id, &at);
 	if (!r)
 		return PRISM_E_PROTO;
@@ -265,10 +252,8 @@ static int on_answer(gcs_client *c, const uint8_t *buf, size_t len)
 /* A link is gone: every request on it fails. */
 static void fail_all(gcs_client *c, int status)
 {
-	while (c->nreq) {
-		req q = c->reqs[c->first];
-		c->first = (c->first + 1) % c->cap;
-		c->nreq--;
+	req q;
+	while (prism_fifo_pop(&c->reqs, &q)) {
 		if (q.get && q.get_cb)
 			q.get_cb(q.arg, status, NULL, 0, 0);
 		else if (!q.get && q.put_cb)

@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/fifo.h"
 #include "base/log.h"
 #include "base/wire.h"
 #include "gcs/chain.h"
@@ -35,8 +36,7 @@ struct gcs_replica {
 	transport_conn *next, *prev;
 	bool next_up;
 	char next_addr[TRANSPORT_ADDR_MAX];
-	pend *pend;
-	size_t npend, pend_cap, pend_head;
+	prism_fifo pend; /* of pend, in seq order */
 	/* The batch for the successor: u32 count then entries. */
 	uint8_t *batch;
 	size_t blen, bcap;
@@ -62,6 +62,7 @@ int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
 	gcs_replica *r = prism_calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	prism_fifo_init(&r->pend, sizeof(pend));
 	transport_opts to = {.backend = o->backend};
 	memcpy(to.token, o->token, sizeof(to.token));
 	int rc = gcs_store_create(&r->store);
@@ -88,7 +89,7 @@ void gcs_replica_destroy(gcs_replica *r)
 	gcs_wal_close(r->wal);
 	transport_destroy(r->t);
 	gcs_store_destroy(r->store);
-	prism_free(r->pend);
+	prism_fifo_free(&r->pend);
 	prism_free(r->batch);
 	prism_free(r);
 }
@@ -151,24 +152,6 @@ static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const
 	return rc ? rc : verdict;
 }
 
-static int pend_push(gcs_replica *r, const pend *p)
-{
-	if (r->npend == r->pend_cap) {
-		size_t cap = r->pend_cap ? r->pend_cap * 2 : 256;
-		pend *v = prism_malloc(cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		for (size_t i = 0; i < r->npend; i++)
-			v[i] = r->pend[(r->pend_head + i) % r->pend_cap];
-		prism_free(r->pend);
-		r->pend = v;
-		r->pend_cap = cap;
-		r->pend_head = 0;
-	}
-	r->pend[(r->pend_head + r->npend++) % r->pend_cap] = *p;
-	return 0;
-}
-
 /* ---- messages ---------------------------------------------------------------------- */
 
 static int on_put(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
@@ -189,7 +172,7 @@ static int on_put(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, co
 		prism_le64_store(a + 4, 0);
 		return gcs__send(c, GCS_M_PUT_OK, h->req_id, a, sizeof(a));
 	}
-	return pend_push(r, &w);
+	return prism_fifo_push(&r->pend, &w);
 }
 
 static int on_get(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
@@ -289,8 +272,8 @@ static int on_frame(gcs_replica *r, transport_conn *c, const uint8_t *buf, size_
 
 static int answer_clients(gcs_replica *r)
 {
-	while (r->npend) {
-		pend *w = &r->pend[r->pend_head];
+	while (r->pend.len) {
+		pend *w = prism_fifo_at(&r->pend, 0);
 		if (w->seq > r->acked)
 			break;
 		uint8_t a[12];
@@ -298,8 +281,7 @@ static int answer_clients(gcs_replica *r)
 		prism_le64_store(a + 4, w->seq);
 		if (w->client)
 			gcs__send(w->client, GCS_M_PUT_OK, w->req_id, a, sizeof(a));
-		r->pend_head = (r->pend_head + 1) % r->pend_cap;
-		r->npend--;
+		prism_fifo_pop(&r->pend, NULL);
 	}
 	return 0;
 }
@@ -339,8 +321,8 @@ static void on_closed(gcs_replica *r, transport_conn *c, int status)
 	if (c == r->prev)
 		r->prev = NULL;
 	/* Clients gone: their writes still go through; nobody is told. */
-	for (size_t i = 0; i < r->npend; i++) {
-		pend *w = &r->pend[(r->pend_head + i) % r->pend_cap];
+	for (uint32_t i = 0; i < r->pend.len; i++) {
+		pend *w = prism_fifo_at(&r->pend, i);
 		if (w->client == c)
 			w->client = NULL;
 	}

@@ -80,7 +80,7 @@ struct rdev {
 	transport *t;
 	sio *s;
 	unsigned send_depth, recv_depth;
-	transport__fifo evq;
+	prism_fifo evq;
 	/* Regions: the NIC's translation table. */
 	struct sv_mr {
 		uint8_t *addr;
@@ -184,9 +184,9 @@ static void sv_destroy_qp(rdev_qp *qp)
 	/* No event may name it any more. */
 	uint32_t keep = 0;
 	for (uint32_t i = 0; i < d->evq.len; i++) {
-		rdev_event *e = transport__fifo_at(&d->evq, i);
+		rdev_event *e = prism_fifo_at(&d->evq, i);
 		if (e->qp != qp)
-			*(rdev_event *)transport__fifo_at(&d->evq, keep++) = *e;
+			*(rdev_event *)prism_fifo_at(&d->evq, keep++) = *e;
 	}
 	d->evq.len = keep;
 	while (qp->held) {
@@ -555,7 +555,7 @@ static int sv_open(transport *t, unsigned send_depth, unsigned recv_depth, rdev 
 	if (!d)
 		return -ENOMEM;
 	d->t = t;
-	transport__fifo_init(&d->evq, sizeof(rdev_event));
+	prism_fifo_init(&d->evq, sizeof(rdev_event));
 	d->send_depth = send_depth;
 	d->recv_depth = recv_depth;
 	sio_cbs cbs = {.accepted = on_accepted,
@@ -585,7 +585,7 @@ static void sv_close(rdev *d)
 		sv_destroy_qp(d->qps);
 	}
 	prism_free(d->mrs);
-	transport__fifo_free(&d->evq);
+	prism_fifo_free(&d->evq);
 	prism_free(d);
 }
 
@@ -613,7 +613,7 @@ static int sv_poll(rdev *d, rdev_event *evs, int max)
 			return rc;
 	}
 	int n = 0;
-	while (n < max && transport__fifo_pop(&d->evq, &evs[n]))
+	while (n < max && prism_fifo_pop(&d->evq, &evs[n]))
 		n++;
 	return n;
 }

@@ -103,7 +103,7 @@ int transport_create(const transport_opts *opts, transport **out)
 	t->opts = *opts;
 	t->backend = b;
 	t->ops = ops_for(b);
-	transport__fifo_init(&t->evq, sizeof(transport_event));
+	prism_fifo_init(&t->evq, sizeof(transport_event));
 	if (!t->opts.max_conns)
 		t->opts.max_conns = 1024;
 	if (!t->opts.zerocopy_min)
@@ -167,7 +167,7 @@ void transport_destroy(transport *t)
 	}
 	free_dead(t);
 	prism_free(t->mrs);
-	transport__fifo_free(&t->evq);
+	prism_fifo_free(&t->evq);
 	sodium_memzero(t->opts.token, sizeof(t->opts.token));
 	prism_free(t);
 }
@@ -474,52 +474,12 @@ void transport__op_done(transport_conn *c, uint64_t seq, int status)
 
 /* ---- events ------------------------------------------------------------------------ */
 
-void transport__fifo_init(transport__fifo *q, size_t elem)
+void transport__fifo_push(prism_fifo *q, const void *e)
 {
-	*q = (transport__fifo){.elem = elem};
-}
-
-void transport__fifo_free(transport__fifo *q)
-{
-	prism_free(q->buf);
-	q->buf = NULL;
-	q->len = q->cap = q->head = 0;
-}
-
-void *transport__fifo_at(const transport__fifo *q, uint32_t i)
-{
-	return q->buf + (size_t)((q->head + i) % q->cap) * q->elem;
-}
-
-void transport__fifo_push(transport__fifo *q, const void *e)
-{
-	if (q->len == q->cap) {
-		uint32_t cap = q->cap ? q->cap * 2 : 256;
-		uint8_t *b = prism_malloc((size_t)cap * q->elem);
-		if (!b) {
-			PRISM_LOG_E(LOGM, "out of memory queueing a completion; aborting");
-			abort();
-		}
-		for (uint32_t i = 0; i < q->len; i++)
-			memcpy(b + (size_t)i * q->elem, transport__fifo_at(q, i), q->elem);
-		prism_free(q->buf);
-		q->buf = b;
-		q->cap = cap;
-		q->head = 0;
+	if (prism_fifo_push(q, e) != 0) {
+		PRISM_LOG_E(LOGM, "out of memory queueing a completion; aborting");
+		abort();
 	}
-	memcpy(q->buf + (size_t)((q->head + q->len) % q->cap) * q->elem, e, q->elem);
-	q->len++;
-}
-
-bool transport__fifo_pop(transport__fifo *q, void *out)
-{
-	if (!q->len)
-		return false;
-	if (out)
-		memcpy(out, transport__fifo_at(q, 0), q->elem);
-	q->head = (q->head + 1) % q->cap;
-	q->len--;
-	return true;
 }
 
 int transport__emit(transport *t, const transport_event *ev)
@@ -531,7 +491,7 @@ int transport__emit(transport *t, const transport_event *ev)
 static int drain_events(transport *t, transport_event *evs, int max)
 {
 	int n = 0;
-	while (n < max && transport__fifo_pop(&t->evq, &evs[n]))
+	while (n < max && prism_fifo_pop(&t->evq, &evs[n]))
 		n++;
 	return n;
 }

@@ -13,26 +13,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/fifo.h"
 #include "transport/transport.h"
 
 enum top_kind { TOP_SEND = 1, TOP_READ = 2, TOP_WRITE = 3 };
 
-/* A FIFO of fixed-size elements that doubles as it fills: the event queues of the
- * transport and of the emulated NIC. */
-typedef struct transport__fifo {
-	uint8_t *buf;
-	size_t elem;
-	uint32_t head, len, cap;
-} transport__fifo;
-void transport__fifo_init(transport__fifo *q, size_t elem);
-void transport__fifo_free(transport__fifo *q);
-/* Append a copy of *e.  Out of memory aborts: a lost completion would leave its
+/* Push onto an event queue; out of memory aborts: a lost completion would leave its
  * caller waiting forever, and the queue only grows past what is outstanding. */
-void transport__fifo_push(transport__fifo *q, const void *e);
-/* The i-th element from the head (i < len). */
-void *transport__fifo_at(const transport__fifo *q, uint32_t i);
-/* Remove the head into *out (may be NULL); false when empty. */
-bool transport__fifo_pop(transport__fifo *q, void *out);
+void transport__fifo_push(prism_fifo *q, const void *e);
 
 /* One posted operation.  seq numbers the link's operations from 0; the queue is a ring
  * indexed by seq. */
@@ -111,7 +99,7 @@ struct transport {
 	transport_opts opts;
 	void *be;
 	/* Events waiting to be returned. */
-	transport__fifo evq;
+	prism_fifo evq;
 	/* Regions, sorted by address. */
 	transport_mr **mrs;
 	uint32_t nmrs, mrs_cap;
