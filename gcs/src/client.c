@@ -29,63 +29,27 @@ struct gcs_client {
 	prism_fifo reqs;
 	uint8_t *buf;
 	size_t buf_cap;
-	/* Frames written before a link was up: (u16 type, u64 req_id, u32 len, payload). */
-	struct held {
-		uint8_t *p;
-		size_t len, cap;
-	} held[2];
-	bool up[2]; /* 0: head, 1: tail */
+	/* Frames of each link ([0] head, [1] tail; one link when they are the same),
+	 * sent as one message per poll once the link is up. */
+	gcs_outbox ob[2];
+	bool up[2];
 };
 
-static int link_of(const gcs_client *c, const transport_conn *l)
+static gcs_outbox *box_of(gcs_client *c, const transport_conn *l)
 {
-	return l == c->head ? 0 : 1;
+	return l == c->head ? &c->ob[0] : &c->ob[1];
 }
 
-/* Send now, or hold until the link is up. */
-static int send_or_hold(gcs_client *c, transport_conn *l, uint16_t type, uint64_t req_id,
-			const uint8_t *p, size_t n)
+/* Send every link's gathered frames. */
+static int flush(gcs_client *c)
 {
-	int i = link_of(c, l);
-	if (!l)
-		return PRISM_E_PEER_GONE;
-	if (c->up[i])
-		return gcs__send(l, type, req_id, p, n);
-	struct held *h = &c->held[i];
-	if (h->len + 14 + n > h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 4096;
-		while (cap < h->len + 14 + n)
-			cap *= 2;
-		uint8_t *b = prism_realloc(h->p, cap);
-		if (!b)
-			return -ENOMEM;
-		h->p = b;
-		h->cap = cap;
-	}
-	prism_le16_store(h->p + h->len, type);
-	prism_le64_store(h->p + h->len + 2, req_id);
-	prism_le32_store(h->p + h->len + 10, (uint32_t)n);
-	memcpy(h->p + h->len + 14, p, n);
-	h->len += 14 + n;
-	return 0;
-}
-
-static int link_up(gcs_client *c, transport_conn *l)
-{
-	int i = link_of(c, l);
-	c->up[i] = true;
-	if (c->head == c->tail)
-		c->up[1 - i] = true;
-	struct held *h = &c->held[i];
-	for (size_t o = 0; o < h->len;) {
-		uint32_t n = prism_le32_load(h->p + o + 10);
-		int rc = gcs__send(l, prism_le16_load(h->p + o), prism_le64_load(h->p + o + 2),
-				   h->p + o + 14, n);
+	for (int i = 0; i < 2; i++) {
+		if (!c->up[i] || !c->ob[i].len)
+			continue;
+		int rc = gcs__out_flush(&c->ob[i]);
 		if (rc)
 			return rc;
-		o += 14 + n;
 	}
-	h->len = 0;
 	return 0;
 }
 
@@ -105,6 +69,8 @@ int gcs_client_create(enum transport_backend backend, const uint8_t *token, cons
 		rc = transport_connect(c->t, tail, NULL, &c->tail);
 	else if (rc == 0)
 		c->tail = c->head;
+	c->ob[0].c = c->head;
+	c->ob[1].c = c->tail;
 	if (rc) {
 		gcs_client_destroy(c);
 		return rc;
@@ -125,8 +91,8 @@ void gcs_client_destroy(gcs_client *c)
 	transport_destroy(c->t);
 	prism_fifo_free(&c->reqs);
 	prism_free(c->buf);
-	prism_free(c->held[0].p);
-	prism_free(c->held[1].p);
+	gcs__out_free(&c->ob[0]);
+	gcs__out_free(&c->ob[1]);
 	prism_free(c);
 }
 
@@ -170,7 +136,8 @@ int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size_t key_len
 	if (rc == 0)
 		rc = gcs_op_encode(&op, c->buf, c->buf_cap, &n);
 	if (rc == 0)
-		rc = send_or_hold(c, c->head, GCS_M_PUT, c->next_req, c->buf, n);
+		rc = c->head ? gcs__out(box_of(c, c->head), GCS_M_PUT, c->next_req, c->buf, n)
+			     : PRISM_E_PEER_GONE;
 	if (rc)
 		return rc;
 	req r = {.id = c->next_req++, .put_cb = cb, .arg = arg};
@@ -192,7 +159,8 @@ int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size_t key_len
 	size_t n;
 	rc = prism_wire_writer_finish(&w, &n);
 	if (rc == 0)
-		rc = send_or_hold(c, c->tail, GCS_M_GET, c->next_req, c->buf, n);
+		rc = c->tail ? gcs__out(box_of(c, c->tail), GCS_M_GET, c->next_req, c->buf, n)
+			     : PRISM_E_PEER_GONE;
 	if (rc)
 		return rc;
 	req r = {.id = c->next_req++, .get = true, .get_cb = cb, .arg = arg};
@@ -221,26 +189,23 @@ static void untrack(gcs_client *c, uint32_t at)
 	prism_fifo_pop(&c->reqs, NULL);
 }
 
-static int on_answer(gcs_client *c, const uint8_t *buf, size_t len)
+static int on_answer(void *arg, transport_conn *l, const prism_wire_hdr *h, const uint8_t *p)
 {
-	prism_wire_hdr h;
-	const uint8_t *p;
-	int rc = prism_wire_decode(buf, len, GCS_FRAME_MAX, &h, &p);
-	if (rc)
-		return rc;
+	(void)l;
+	gcs_client *c = arg;
 	uint32_t at;
-	req *r = find(c, h.req_id, &at);
+	req *r = find(c, h->req_id, &at);
 	if (!r)
 		return PRISM_E_PROTO;
 	req q = *r;
 	untrack(c, at);
-	if (h.type == GCS_M_PUT_OK && !q.get && h.len == 12) {
+	if (h->type == GCS_M_PUT_OK && !q.get && h->len == 12) {
 		if (q.put_cb)
 			q.put_cb(q.arg, (int)prism_le32_load(p), prism_le64_load(p + 4));
 		return 0;
 	}
-	if (h.type == GCS_M_GET_OK && q.get && h.len >= 16 &&
-	    h.len == 16 + (size_t)prism_le32_load(p + 12)) {
+	if (h->type == GCS_M_GET_OK && q.get && h->len >= 16 &&
+	    h->len == 16 + (size_t)prism_le32_load(p + 12)) {
 		if (q.get_cb)
 			q.get_cb(q.arg, (int)prism_le32_load(p), p + 16,
 				 prism_le32_load(p + 12), prism_le64_load(p + 4));
@@ -264,28 +229,40 @@ static void fail_all(gcs_client *c, int status)
 int gcs_client_poll(gcs_client *c, int64_t timeout_ns)
 {
 	transport_event ev[64];
+	int rc = flush(c);
+	if (rc)
+		return rc;
 	int n = transport_poll(c->t, ev, 64, timeout_ns), done = 0;
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
 		switch (ev[i].kind) {
-		case TRANSPORT_EV_RECV:
-			if (on_answer(c, ev[i].data, ev[i].len) != 0)
+		case TRANSPORT_EV_RECV: {
+			size_t before = c->reqs.len;
+			if (gcs__frames(ev[i].data, ev[i].len, ev[i].conn, on_answer, c) != 0)
 				return PRISM_E_PROTO;
-			done++;
+			done += (int)(before - c->reqs.len);
 			break;
+		}
 		case TRANSPORT_EV_SEND:
 			gcs__sent(&ev[i]);
 			break;
 		case TRANSPORT_EV_CONNECTED:
-			if (link_up(c, ev[i].conn) != 0)
-				return -ENOMEM;
+			c->up[ev[i].conn == c->head ? 0 : 1] = true;
+			if (c->head == c->tail)
+				c->up[1] = true;
 			break;
 		case TRANSPORT_EV_CLOSED:
-			if (ev[i].conn == c->head)
+			if (ev[i].conn == c->head) {
 				c->head = NULL;
-			if (ev[i].conn == c->tail)
+				c->up[0] = false;
+				c->ob[0].c = NULL;
+			}
+			if (ev[i].conn == c->tail) {
 				c->tail = NULL;
+				c->up[1] = false;
+				c->ob[1].c = NULL;
+			}
 			fail_all(c, ev[i].status ? ev[i].status : PRISM_E_PEER_GONE);
 			break;
 		default:

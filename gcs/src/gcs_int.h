@@ -5,11 +5,10 @@
 /* fsync the directory holding path, so that a rename into it survives a crash. */
 int gcs__sync_dir(const char *path);
 
-#endif
-
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/wire.h"
 #include "transport/transport.h"
 
 /* The chain protocol's frame types (base/wire.h frames inside transport messages). */
@@ -26,9 +25,28 @@ enum {
 /* 32 MiB: a batch of operations; one operation is at most ~16 MiB (store.h). */
 #define GCS_FRAME_MAX (32u << 20)
 
-/* Send one frame of type/req_id whose payload is the n bytes at p.  Frames above
- * TRANSPORT_INLINE_MAX are sent from a buffer freed on their completion
- * (gcs__sent()). */
-int gcs__send(transport_conn *c, uint16_t type, uint64_t req_id, const void *p, size_t n);
-/* Call for every TRANSPORT_EV_SEND: frees the buffer of a large frame. */
+/* A link's outgoing frames, gathered during a poll and sent as one transport message
+ * at its end: a batch of requests or answers costs one message, not one each. */
+typedef struct gcs_outbox {
+	transport_conn *c;
+	uint8_t *buf;
+	size_t len, cap;
+	bool dirty;                     /* on its owner's list of outboxes to flush */
+	struct gcs_outbox *prev, *next; /* its owner's list of every outbox */
+} gcs_outbox;
+
+/* Append one frame (type, req_id, the n bytes at p). */
+int gcs__out(gcs_outbox *o, uint16_t type, uint64_t req_id, const void *p, size_t n);
+/* Send what was gathered as one message.  A buffer above TRANSPORT_INLINE_MAX is handed
+ * to the transport and freed by gcs__sent() on its completion. */
+int gcs__out_flush(gcs_outbox *o);
+void gcs__out_free(gcs_outbox *o);
+/* Call for every TRANSPORT_EV_SEND. */
 void gcs__sent(const transport_event *ev);
+/* Call fn for each frame of a message; stops at and returns the first error (a frame
+ * that does not decode: PRISM_E_TRUNCATED, PRISM_E_PROTO, ...). */
+typedef int (*gcs_frame_fn)(void *arg, transport_conn *c, const prism_wire_hdr *h,
+			    const uint8_t *payload);
+int gcs__frames(const uint8_t *buf, size_t len, transport_conn *c, gcs_frame_fn fn, void *arg);
+
+#endif

@@ -43,7 +43,61 @@ struct gcs_replica {
 	uint32_t bcount;
 	uint64_t acked;    /* the tail holds everything up to here */
 	uint64_t ack_sent; /* acknowledged upstream up to here */
+	/* Outboxes (each link's context) with frames to send at the end of this poll. */
+	gcs_outbox **dirty;
+	size_t ndirty, dirty_cap;
+	gcs_outbox *boxes; /* every link's outbox */
 };
+
+/* Queue a frame on c's outbox (created on first use; the link's context). */
+static int out(gcs_replica *r, transport_conn *c, uint16_t type, uint64_t req_id, const void *p,
+	       size_t n)
+{
+	gcs_outbox *o = transport_conn_ctx(c);
+	if (!o) {
+		o = prism_calloc(1, sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		o->c = c;
+		o->next = r->boxes;
+		if (r->boxes)
+			r->boxes->prev = o;
+		r->boxes = o;
+		transport_conn_set_ctx(c, o);
+	}
+	if (!o->dirty) {
+		if (r->ndirty == r->dirty_cap) {
+			size_t cap = r->dirty_cap ? r->dirty_cap * 2 : 16;
+			gcs_outbox **v = prism_realloc(r->dirty, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			r->dirty = v;
+			r->dirty_cap = cap;
+		}
+		r->dirty[r->ndirty++] = o;
+		o->dirty = true;
+	}
+	return gcs__out(o, type, req_id, p, n);
+}
+
+static void outbox_drop(gcs_replica *r, transport_conn *c)
+{
+	gcs_outbox *o = transport_conn_ctx(c);
+	if (!o)
+		return;
+	for (size_t i = 0; i < r->ndirty; i++)
+		if (r->dirty[i] == o)
+			r->dirty[i] = r->dirty[--r->ndirty];
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		r->boxes = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	gcs__out_free(o);
+	prism_free(o);
+	transport_conn_set_ctx(c, NULL);
+}
 
 static int wal_replay(uint64_t seq, const uint8_t *p, size_t len, void *arg)
 {
@@ -88,6 +142,13 @@ void gcs_replica_destroy(gcs_replica *r)
 		return;
 	gcs_wal_close(r->wal);
 	transport_destroy(r->t);
+	while (r->boxes) {
+		gcs_outbox *o = r->boxes;
+		r->boxes = o->next;
+		gcs__out_free(o);
+		prism_free(o);
+	}
+	prism_free(r->dirty);
 	gcs_store_destroy(r->store);
 	prism_fifo_free(&r->pend);
 	prism_free(r->batch);
@@ -101,8 +162,10 @@ const struct gcs_store *gcs_replica_store(const gcs_replica *r)
 
 int gcs_replica_set_next(gcs_replica *r, const char *next)
 {
-	if (r->next)
+	if (r->next) {
+		outbox_drop(r, r->next);
 		transport_close(r->next);
+	}
 	r->next = NULL;
 	r->next_up = false;
 	if (!next)
@@ -170,7 +233,7 @@ static int on_put(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, co
 		uint8_t a[12];
 		prism_le32_store(a, (uint32_t)rc);
 		prism_le64_store(a + 4, 0);
-		return gcs__send(c, GCS_M_PUT_OK, h->req_id, a, sizeof(a));
+		return out(r, c, GCS_M_PUT_OK, h->req_id, a, sizeof(a));
 	}
 	return prism_fifo_push(&r->pend, &w);
 }
@@ -201,7 +264,7 @@ static int on_get(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, co
 	prism_le32_store(a + 12, (uint32_t)vlen);
 	if (vlen)
 		memcpy(a + 16, val, vlen);
-	rc = gcs__send(c, GCS_M_GET_OK, h->req_id, a, n);
+	rc = out(r, c, GCS_M_GET_OK, h->req_id, a, n);
 	if (a != small)
 		prism_free(a);
 	return rc;
@@ -238,27 +301,21 @@ static int on_repl(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 	return off == h->len ? 0 : PRISM_E_PROTO;
 }
 
-static int on_frame(gcs_replica *r, transport_conn *c, const uint8_t *buf, size_t len)
+static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
 {
-	prism_wire_hdr h;
-	const uint8_t *p;
-	int rc = prism_wire_decode(buf, len, GCS_FRAME_MAX, &h, &p);
-	if (rc == 0 && len != PRISM_WIRE_HDR_SIZE + h.len)
-		rc = PRISM_E_PROTO;
-	if (rc)
-		return rc;
-	switch (h.type) {
+	gcs_replica *r = arg;
+	switch (h->type) {
 	case GCS_M_PUT:
-		return on_put(r, c, &h, p);
+		return on_put(r, c, h, p);
 	case GCS_M_GET:
-		return on_get(r, c, &h, p);
+		return on_get(r, c, h, p);
 	case GCS_M_CHAIN_HELLO:
 		r->prev = c;
 		return 0;
 	case GCS_M_REPL:
-		return c == r->prev ? on_repl(r, &h, p) : PRISM_E_PROTO;
+		return c == r->prev ? on_repl(r, h, p) : PRISM_E_PROTO;
 	case GCS_M_ACK:
-		if (c != r->next || h.len != 8)
+		if (c != r->next || h->len != 8)
 			return PRISM_E_PROTO;
 		if (prism_le64_load(p) > r->acked)
 			r->acked = prism_le64_load(p);
@@ -280,7 +337,7 @@ static int answer_clients(gcs_replica *r)
 		prism_le32_store(a, (uint32_t)w->status);
 		prism_le64_store(a + 4, w->seq);
 		if (w->client)
-			gcs__send(w->client, GCS_M_PUT_OK, w->req_id, a, sizeof(a));
+			out(r, w->client, GCS_M_PUT_OK, w->req_id, a, sizeof(a));
 		prism_fifo_pop(&r->pend, NULL);
 	}
 	return 0;
@@ -293,7 +350,7 @@ static int flush(gcs_replica *r)
 		return rc;
 	if (r->bcount && r->next_up) {
 		prism_le32_store(r->batch, r->bcount);
-		rc = gcs__send(r->next, GCS_M_REPL, 0, r->batch, r->blen);
+		rc = out(r, r->next, GCS_M_REPL, 0, r->batch, r->blen);
 		r->blen = 0;
 		r->bcount = 0;
 		if (rc)
@@ -302,16 +359,26 @@ static int flush(gcs_replica *r)
 	if (r->prev && r->acked > r->ack_sent) {
 		uint8_t a[8];
 		prism_le64_store(a, r->acked);
-		rc = gcs__send(r->prev, GCS_M_ACK, 0, a, sizeof(a));
+		rc = out(r, r->prev, GCS_M_ACK, 0, a, sizeof(a));
 		if (rc)
 			return rc;
 		r->ack_sent = r->acked;
 	}
-	return answer_clients(r);
+	rc = answer_clients(r);
+	/* Every link's frames of this poll leave as one message. */
+	for (size_t i = 0; i < r->ndirty; i++) {
+		r->dirty[i]->dirty = false;
+		int frc = gcs__out_flush(r->dirty[i]);
+		if (frc && !rc)
+			rc = frc;
+	}
+	r->ndirty = 0;
+	return rc;
 }
 
 static void on_closed(gcs_replica *r, transport_conn *c, int status)
 {
+	outbox_drop(r, c);
 	if (c == r->next) {
 		PRISM_LOG(PRISM_LOG_WARN, LOGM, "successor %s gone: %s", r->next_addr,
 			  prism_strerror(status));
@@ -341,11 +408,11 @@ int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns)
 		case TRANSPORT_EV_CONNECTED:
 			if (e->conn == r->next) {
 				r->next_up = true;
-				gcs__send(r->next, GCS_M_CHAIN_HELLO, 0, NULL, 0);
+				out(r, r->next, GCS_M_CHAIN_HELLO, 0, NULL, 0);
 			}
 			break;
 		case TRANSPORT_EV_RECV: {
-			int rc = on_frame(r, e->conn, e->data, e->len);
+			int rc = gcs__frames(e->data, e->len, e->conn, on_frame, r);
 			if (rc) {
 				PRISM_LOG(PRISM_LOG_WARN, LOGM, "dropping a link: %s",
 					  prism_strerror(rc));
