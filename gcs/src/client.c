@@ -33,6 +33,16 @@ struct gcs_client {
 	 * sent as one message per poll once the link is up. */
 	gcs_outbox ob[2];
 	bool up[2];
+	struct csub {
+		uint64_t id;
+		uint8_t table;
+		uint8_t *key;
+		uint32_t klen;
+		gcs_sub_cb cb;
+		void *arg;
+		uint32_t handled; /* delivered since the last acknowledgement */
+	} * subs;
+	size_t nsubs, subs_cap;
 };
 
 static gcs_outbox *box_of(gcs_client *c, const transport_conn *l)
@@ -40,9 +50,20 @@ static gcs_outbox *box_of(gcs_client *c, const transport_conn *l)
 	return l == c->head ? &c->ob[0] : &c->ob[1];
 }
 
-/* Send every link's gathered frames. */
+/* Send every link's gathered frames, after acknowledging what subscribers handled. */
 static int flush(gcs_client *c)
 {
+	for (size_t i = 0; i < c->nsubs && c->tail; i++) {
+		struct csub *s = &c->subs[i];
+		if (!s->handled)
+			continue;
+		uint8_t n[4];
+		prism_le32_store(n, s->handled);
+		int rc = gcs__out(box_of(c, c->tail), GCS_M_SUB_ACK, s->id, n, sizeof(n));
+		if (rc)
+			return rc;
+		s->handled = 0;
+	}
 	for (int i = 0; i < 2; i++) {
 		if (!c->up[i] || !c->ob[i].len)
 			continue;
@@ -93,6 +114,9 @@ void gcs_client_destroy(gcs_client *c)
 	prism_free(c->buf);
 	gcs__out_free(&c->ob[0]);
 	gcs__out_free(&c->ob[1]);
+	for (size_t i = 0; i < c->nsubs; i++)
+		prism_free(c->subs[i].key);
+	prism_free(c->subs);
 	prism_free(c);
 }
 
@@ -189,10 +213,111 @@ static void untrack(gcs_client *c, uint32_t at)
 	prism_fifo_pop(&c->reqs, NULL);
 }
 
+static struct csub *csub_find(gcs_client *c, uint64_t id)
+{
+	for (size_t i = 0; i < c->nsubs; i++)
+		if (c->subs[i].id == id)
+			return &c->subs[i];
+	return NULL;
+}
+
+/* A change (or an overflow) for a subscription; one dropped meanwhile is ignored. */
+static int on_notify(gcs_client *c, const prism_wire_hdr *h, const uint8_t *p)
+{
+	struct csub *s = csub_find(c, h->req_id);
+	if (h->type == GCS_M_OVERFLOW) {
+		if (h->len)
+			return PRISM_E_PROTO;
+		if (s)
+			s->cb(s->arg, PRISM_E_FULL, 0, 0, NULL, 0, NULL, 0);
+		return 0;
+	}
+	if (h->len < 17)
+		return PRISM_E_PROTO;
+	uint32_t klen = prism_le32_load(p + 9);
+	if (h->len - 17 < klen)
+		return PRISM_E_PROTO;
+	uint32_t vlen = prism_le32_load(p + 13 + klen);
+	if (h->len != 17 + (size_t)klen + vlen)
+		return PRISM_E_PROTO;
+	if (!s)
+		return 0;
+	s->handled++;
+	s->cb(s->arg, 0, prism_le64_load(p), p[8], p + 13, klen, p + 17 + klen, vlen);
+	return 0;
+}
+
+static int send_sub(gcs_client *c, const struct csub *s)
+{
+	if (!c->tail)
+		return PRISM_E_PEER_GONE;
+	size_t n = 1 + 4 + s->klen;
+	int rc = scratch(c, n);
+	if (rc)
+		return rc;
+	c->buf[0] = s->table;
+	prism_le32_store(c->buf + 1, s->klen);
+	if (s->klen)
+		memcpy(c->buf + 5, s->key, s->klen);
+	return gcs__out(box_of(c, c->tail), GCS_M_SUB, s->id, c->buf, n);
+}
+
+int gcs_client_subscribe(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+			 gcs_sub_cb cb, void *arg, uint64_t *id)
+{
+	if (!cb || !id || (key && (!key_len || key_len > GCS_STORE_KEY_MAX)))
+		return -EINVAL;
+	if (c->nsubs == c->subs_cap) {
+		size_t cap = c->subs_cap ? c->subs_cap * 2 : 8;
+		struct csub *v = prism_realloc(c->subs, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->subs = v;
+		c->subs_cap = cap;
+	}
+	struct csub s = {.id = c->next_req++, .table = table, .cb = cb, .arg = arg};
+	if (key) {
+		s.key = prism_malloc(key_len);
+		if (!s.key)
+			return -ENOMEM;
+		memcpy(s.key, key, key_len);
+		s.klen = (uint32_t)key_len;
+	}
+	int rc = send_sub(c, &s);
+	if (rc) {
+		prism_free(s.key);
+		return rc;
+	}
+	c->subs[c->nsubs++] = s;
+	*id = s.id;
+	return 0;
+}
+
+int gcs_client_resubscribe(gcs_client *c, uint64_t id)
+{
+	struct csub *s = csub_find(c, id);
+	if (!s)
+		return -ENOENT;
+	s->handled = 0;
+	return send_sub(c, s);
+}
+
+int gcs_client_unsubscribe(gcs_client *c, uint64_t id)
+{
+	struct csub *s = csub_find(c, id);
+	if (!s)
+		return -ENOENT;
+	prism_free(s->key);
+	*s = c->subs[--c->nsubs];
+	return c->tail ? gcs__out(box_of(c, c->tail), GCS_M_UNSUB, id, NULL, 0) : 0;
+}
+
 static int on_answer(void *arg, transport_conn *l, const prism_wire_hdr *h, const uint8_t *p)
 {
 	(void)l;
 	gcs_client *c = arg;
+	if (h->type == GCS_M_NOTIFY || h->type == GCS_M_OVERFLOW)
+		return on_notify(c, h, p);
 	uint32_t at;
 	req *r = find(c, h->req_id, &at);
 	if (!r)
@@ -264,6 +389,10 @@ int gcs_client_poll(gcs_client *c, int64_t timeout_ns)
 				c->ob[1].c = NULL;
 			}
 			fail_all(c, ev[i].status ? ev[i].status : PRISM_E_PEER_GONE);
+			if (!c->tail)
+				for (size_t k = 0; k < c->nsubs; k++)
+					c->subs[k].cb(c->subs[k].arg, PRISM_E_PEER_GONE, 0, 0,
+						      NULL, 0, NULL, 0);
 			break;
 		default:
 			break;

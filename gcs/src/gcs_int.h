@@ -20,7 +20,19 @@ enum {
 	GCS_M_REPL = 5,   /* predecessor -> successor: u32 n, n x (u64 seq, bytes op) */
 	GCS_M_ACK = 6,    /* successor -> predecessor: u64 seq, everything up to it */
 	GCS_M_CHAIN_HELLO = 7, /* predecessor -> successor, first: this link is upstream */
+	GCS_M_SUB = 8,    /* client -> tail.  req_id: subscription id; u8 table, bytes key
+			   * (empty: the whole table) */
+	GCS_M_UNSUB = 9,  /* client -> tail.  req_id: subscription id */
+	GCS_M_NOTIFY = 10, /* tail -> client.  req_id: subscription id; u64 seq, u8 kind,
+			    * bytes key, bytes value */
+	GCS_M_SUB_ACK = 11,  /* client -> tail.  req_id: subscription id; u32 handled */
+	GCS_M_OVERFLOW = 12, /* tail -> client.  req_id: subscription id; nothing follows */
 };
+
+/* 4096 notifications not yet acknowledged by a subscriber: past this the tail stops
+ * queueing for it and says so (GCS_M_OVERFLOW), so a subscriber that does not read never
+ * holds more than ~4096 changes of memory on the tail or stalls a writer. */
+#define GCS_SUB_WINDOW 4096u
 
 /* 32 MiB: a batch of operations; one operation is at most ~16 MiB (store.h). */
 #define GCS_FRAME_MAX (32u << 20)

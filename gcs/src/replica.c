@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/wire.h"
 #include "gcs/chain.h"
+#include "gcs/record.h"
 #include "gcs/store.h"
 #include "gcs/wal.h"
 #include "gcs_int.h"
@@ -47,6 +48,17 @@ struct gcs_replica {
 	gcs_outbox **dirty;
 	size_t ndirty, dirty_cap;
 	gcs_outbox *boxes; /* every link's outbox */
+	/* Subscriptions (served at the tail, which holds only acknowledged writes). */
+	struct sub {
+		transport_conn *c;
+		uint64_t id;
+		uint8_t table;
+		uint8_t *key; /* NULL: the whole table */
+		uint32_t klen;
+		uint32_t unacked;
+		bool overflowed;
+	} * subs;
+	size_t nsubs, subs_cap;
 };
 
 /* Queue a frame on c's outbox (created on first use; the link's context). */
@@ -149,6 +161,9 @@ void gcs_replica_destroy(gcs_replica *r)
 		prism_free(o);
 	}
 	prism_free(r->dirty);
+	for (size_t i = 0; i < r->nsubs; i++)
+		prism_free(r->subs[i].key);
+	prism_free(r->subs);
 	gcs_store_destroy(r->store);
 	prism_fifo_free(&r->pend);
 	prism_free(r->batch);
@@ -201,6 +216,108 @@ static int batch_add(gcs_replica *r, uint64_t seq, const uint8_t *op, size_t n)
 
 /* Apply the encoded operation as seq: store, log, batch for the successor.  Returns the
  * store's verdict (< 0: refused, but the seq is taken everywhere alike). */
+/* ---- pub/sub ----------------------------------------------------------------------- */
+
+static void notify_one(gcs_replica *r, struct sub *s, uint64_t seq, const gcs_op *op)
+{
+	if (s->overflowed)
+		return;
+	if (s->unacked >= GCS_SUB_WINDOW) {
+		/* The subscriber is not keeping up: stop, and tell it to re-read. */
+		s->overflowed = true;
+		out(r, s->c, GCS_M_OVERFLOW, s->id, NULL, 0);
+		return;
+	}
+	size_t n = 8 + 1 + 4 + op->key_len + 4 + op->value_len;
+	uint8_t small[512];
+	uint8_t *b = n <= sizeof(small) ? small : prism_malloc(n);
+	if (!b)
+		return;
+	prism_le64_store(b, seq);
+	b[8] = (uint8_t)op->kind;
+	prism_le32_store(b + 9, op->key_len);
+	memcpy(b + 13, op->key, op->key_len);
+	prism_le32_store(b + 13 + op->key_len, op->value_len);
+	if (op->value_len)
+		memcpy(b + 17 + op->key_len, op->value, op->value_len);
+	if (out(r, s->c, GCS_M_NOTIFY, s->id, b, n) == 0)
+		s->unacked++;
+	if (b != small)
+		prism_free(b);
+}
+
+static void notify(gcs_replica *r, uint64_t seq, const gcs_op *op)
+{
+	for (size_t i = 0; i < r->nsubs; i++) {
+		struct sub *s = &r->subs[i];
+		if (s->table == op->table &&
+		    (!s->key || (s->klen == op->key_len && !memcmp(s->key, op->key, s->klen))))
+			notify_one(r, s, seq, op);
+	}
+}
+
+static struct sub *sub_find(gcs_replica *r, transport_conn *c, uint64_t id)
+{
+	for (size_t i = 0; i < r->nsubs; i++)
+		if (r->subs[i].c == c && r->subs[i].id == id)
+			return &r->subs[i];
+	return NULL;
+}
+
+static void sub_drop(gcs_replica *r, struct sub *s)
+{
+	prism_free(s->key);
+	*s = r->subs[--r->nsubs];
+}
+
+static int on_sub(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
+{
+	prism_wire_reader rd;
+	uint8_t table;
+	const uint8_t *key;
+	uint32_t klen;
+	prism_wire_reader_init(&rd, p, h->len);
+	prism_wire_get_u8(&rd, &table);
+	prism_wire_get_bytes(&rd, GCS_STORE_KEY_MAX, &key, &klen);
+	int rc = prism_wire_reader_finish(&rd);
+	if (rc || prism_wire_reader_remaining(&rd) || table < GCS_T_NODE || table > GCS_T_KV)
+		return rc ? rc : PRISM_E_PROTO;
+	struct sub *old = sub_find(r, c, h->req_id);
+	if (old)
+		sub_drop(r, old); /* a resubscription (after an overflow) starts afresh */
+	if (r->nsubs == r->subs_cap) {
+		size_t cap = r->subs_cap ? r->subs_cap * 2 : 8;
+		struct sub *v = prism_realloc(r->subs, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->subs = v;
+		r->subs_cap = cap;
+	}
+	struct sub s = {.c = c, .id = h->req_id, .table = table, .klen = klen};
+	if (klen) {
+		s.key = prism_malloc(klen);
+		if (!s.key)
+			return -ENOMEM;
+		memcpy(s.key, key, klen);
+	}
+	r->subs[r->nsubs++] = s;
+	return 0;
+}
+
+static int on_sub_ack(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h,
+		      const uint8_t *p)
+{
+	if (h->len != 4)
+		return PRISM_E_PROTO;
+	struct sub *s = sub_find(r, c, h->req_id);
+	uint32_t n = prism_le32_load(p);
+	if (s)
+		s->unacked = n >= s->unacked ? 0 : s->unacked - n;
+	return 0;
+}
+
+/* ---- applying, continued ----------------------------------------------------------- */
+
 static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const gcs_op *op)
 {
 	int verdict = gcs_store_apply(r->store, seq, op);
@@ -209,9 +326,12 @@ static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const
 	int rc = r->wal ? gcs_wal_append(r->wal, seq, p, n) : 0;
 	if (rc == 0 && r->next)
 		rc = batch_add(r, seq, p, n);
-	if (rc == 0 && !r->next)
+	if (rc == 0 && !r->next) {
 		r->acked =
 			seq; /* the tail: applied is acknowledged (once the log is durable) */
+		if (verdict >= 0 && r->nsubs)
+			notify(r, seq, op);
+	}
 	return rc ? rc : verdict;
 }
 
@@ -314,6 +434,16 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 		return 0;
 	case GCS_M_REPL:
 		return c == r->prev ? on_repl(r, h, p) : PRISM_E_PROTO;
+	case GCS_M_SUB:
+		return on_sub(r, c, h, p);
+	case GCS_M_UNSUB: {
+		struct sub *s = sub_find(r, c, h->req_id);
+		if (s)
+			sub_drop(r, s);
+		return h->len ? PRISM_E_PROTO : 0;
+	}
+	case GCS_M_SUB_ACK:
+		return on_sub_ack(r, c, h, p);
 	case GCS_M_ACK:
 		if (c != r->next || h->len != 8)
 			return PRISM_E_PROTO;
@@ -379,6 +509,12 @@ static int flush(gcs_replica *r)
 static void on_closed(gcs_replica *r, transport_conn *c, int status)
 {
 	outbox_drop(r, c);
+	for (size_t i = 0; i < r->nsubs;) {
+		if (r->subs[i].c == c)
+			sub_drop(r, &r->subs[i]);
+		else
+			i++;
+	}
 	if (c == r->next) {
 		PRISM_LOG(PRISM_LOG_WARN, LOGM, "successor %s gone: %s", r->next_addr,
 			  prism_strerror(status));

@@ -77,6 +77,20 @@ PRISM_API int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size
 			     const void *value, size_t value_len, gcs_put_cb cb, void *arg);
 PRISM_API int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size_t key_len,
 			     gcs_get_cb cb, void *arg);
+/* Pub/sub.  A subscription (to one key, or to a whole table with key NULL) delivers
+ * every change the tail applies, in log order, through cb from gcs_client_poll():
+ * status 0 with seq, kind (GCS_OP_PUT or GCS_OP_DEL), key and value.  Each delivery is
+ * acknowledged by the next poll; a subscriber more than GCS_SUB_WINDOW (4096) changes
+ * behind gets status PRISM_E_FULL once and nothing more, so a slow subscriber never
+ * holds up writers or the tail's memory: it re-reads what it needs and calls
+ * gcs_client_resubscribe().  A broken link to the tail gives PRISM_E_PEER_GONE. */
+typedef void (*gcs_sub_cb)(void *arg, int status, uint64_t seq, int kind, const uint8_t *key,
+			   size_t key_len, const uint8_t *value, size_t value_len);
+PRISM_API int gcs_client_subscribe(gcs_client *c, uint8_t table, const void *key,
+				   size_t key_len, gcs_sub_cb cb, void *arg, uint64_t *id);
+PRISM_API int gcs_client_resubscribe(gcs_client *c, uint64_t id);
+PRISM_API int gcs_client_unsubscribe(gcs_client *c, uint64_t id);
+
 /* Complete what has arrived; returns callbacks run, or a negative code. */
 PRISM_API int gcs_client_poll(gcs_client *c, int64_t timeout_ns);
 /* Requests still waiting. */
