@@ -270,18 +270,30 @@ static void sub_drop(gcs_replica *r, struct sub *s)
 	*s = r->subs[--r->nsubs];
 }
 
-static int on_sub(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
+/* The (u8 table, bytes key) payload of GET and SUB, checked whole. */
+static int table_key(const prism_wire_hdr *h, const uint8_t *p, uint8_t *table,
+		     const uint8_t **key, uint32_t *klen)
 {
 	prism_wire_reader rd;
+	prism_wire_reader_init(&rd, p, h->len);
+	prism_wire_get_u8(&rd, table);
+	prism_wire_get_bytes(&rd, GCS_STORE_KEY_MAX, key, klen);
+	int rc = prism_wire_reader_finish(&rd);
+	if (rc)
+		return rc;
+	if (prism_wire_reader_remaining(&rd) || *table < GCS_T_NODE || *table > GCS_T_KV)
+		return PRISM_E_PROTO;
+	return 0;
+}
+
+static int on_sub(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
+{
 	uint8_t table;
 	const uint8_t *key;
 	uint32_t klen;
-	prism_wire_reader_init(&rd, p, h->len);
-	prism_wire_get_u8(&rd, &table);
-	prism_wire_get_bytes(&rd, GCS_STORE_KEY_MAX, &key, &klen);
-	int rc = prism_wire_reader_finish(&rd);
-	if (rc || prism_wire_reader_remaining(&rd) || table < GCS_T_NODE || table > GCS_T_KV)
-		return rc ? rc : PRISM_E_PROTO;
+	int rc = table_key(h, p, &table, &key, &klen);
+	if (rc)
+		return rc;
 	struct sub *old = sub_find(r, c, h->req_id);
 	if (old)
 		sub_drop(r, old); /* a resubscription (after an overflow) starts afresh */
@@ -360,14 +372,10 @@ static int on_put(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, co
 
 static int on_get(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
 {
-	prism_wire_reader rd;
 	uint8_t table;
 	const uint8_t *key;
 	uint32_t klen;
-	prism_wire_reader_init(&rd, p, h->len);
-	prism_wire_get_u8(&rd, &table);
-	prism_wire_get_bytes(&rd, GCS_STORE_KEY_MAX, &key, &klen);
-	int rc = prism_wire_reader_finish(&rd);
+	int rc = table_key(h, p, &table, &key, &klen);
 	if (rc)
 		return rc;
 	const uint8_t *val = NULL;
