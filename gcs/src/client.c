@@ -340,10 +340,18 @@ static int on_answer(void *arg, transport_conn *l, const prism_wire_hdr *h, cons
 }
 
 /* A link is gone: every request on it fails. */
-static void fail_all(gcs_client *c, int status)
+/* A link is gone: the requests sent on it (PUTs on the head's, GETs on the tail's)
+ * fail; the others stay in flight on theirs. */
+static void fail_link(gcs_client *c, bool head, bool tail, int status)
 {
-	req q;
-	while (prism_fifo_pop(&c->reqs, &q)) {
+	uint32_t n = c->reqs.len;
+	for (uint32_t i = 0; i < n; i++) {
+		req q;
+		prism_fifo_pop(&c->reqs, &q);
+		if ((q.get && !tail) || (!q.get && !head)) {
+			prism_fifo_push(&c->reqs, &q); /* cannot fail: the queue did not grow */
+			continue;
+		}
 		if (q.get && q.get_cb)
 			q.get_cb(q.arg, status, NULL, 0, 0);
 		else if (!q.get && q.put_cb)
@@ -377,7 +385,8 @@ int gcs_client_poll(gcs_client *c, int64_t timeout_ns)
 			if (c->head == c->tail)
 				c->up[1] = true;
 			break;
-		case TRANSPORT_EV_CLOSED:
+		case TRANSPORT_EV_CLOSED: {
+			bool was_head = ev[i].conn == c->head, was_tail = ev[i].conn == c->tail;
 			if (ev[i].conn == c->head) {
 				c->head = NULL;
 				c->up[0] = false;
@@ -388,12 +397,14 @@ int gcs_client_poll(gcs_client *c, int64_t timeout_ns)
 				c->up[1] = false;
 				c->ob[1].c = NULL;
 			}
-			fail_all(c, ev[i].status ? ev[i].status : PRISM_E_PEER_GONE);
-			if (!c->tail)
+			fail_link(c, was_head, was_tail,
+				  ev[i].status ? ev[i].status : PRISM_E_PEER_GONE);
+			if (was_tail)
 				for (size_t k = 0; k < c->nsubs; k++)
 					c->subs[k].cb(c->subs[k].arg, PRISM_E_PEER_GONE, 0, 0,
 						      NULL, 0, NULL, 0);
 			break;
+		}
 		default:
 			break;
 		}

@@ -22,6 +22,13 @@
 
 #define LOGM "gcs"
 
+/* A batch sent downstream and not yet acknowledged by the tail. */
+struct kept {
+	uint8_t *buf;
+	size_t len;
+	uint64_t last_seq;
+};
+
 /* A client write waiting for the tail's acknowledgement. */
 typedef struct pend {
 	uint64_t seq;
@@ -36,12 +43,18 @@ struct gcs_replica {
 	gcs_wal *wal;
 	transport_conn *next, *prev;
 	bool next_up;
+	bool is_tail; /* no successor is configured (a successor link that is down is not
+		       * this: writes then wait for the chain to be repaired) */
+	/* Batches sent to the successor that the tail has not acknowledged yet: resent to
+	 * a new successor when the chain is repaired around a dead replica. */
+	prism_fifo retained; /* of struct kept */
 	char next_addr[TRANSPORT_ADDR_MAX];
 	prism_fifo pend; /* of pend, in seq order */
 	/* The batch for the successor: u32 count then entries. */
 	uint8_t *batch;
 	size_t blen, bcap;
 	uint32_t bcount;
+	uint64_t batch_last; /* the last seq in the batch */
 	uint64_t acked;    /* the tail holds everything up to here */
 	uint64_t ack_sent; /* acknowledged upstream up to here */
 	/* Outboxes (each link's context) with frames to send at the end of this poll. */
@@ -129,6 +142,8 @@ int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
 	if (!r)
 		return -ENOMEM;
 	prism_fifo_init(&r->pend, sizeof(pend));
+	prism_fifo_init(&r->retained, sizeof(struct kept));
+	r->is_tail = true;
 	transport_opts to = {.backend = o->backend};
 	memcpy(to.token, o->token, sizeof(to.token));
 	int rc = gcs_store_create(&r->store);
@@ -148,6 +163,18 @@ int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
 	return 0;
 }
 
+/* Forget the retained batches the tail holds (last_seq <= upto). */
+static void drop_retained(gcs_replica *r, uint64_t upto)
+{
+	while (r->retained.len) {
+		struct kept *k = prism_fifo_at(&r->retained, 0);
+		if (k->last_seq > upto)
+			break;
+		prism_free(k->buf);
+		prism_fifo_pop(&r->retained, NULL);
+	}
+}
+
 void gcs_replica_destroy(gcs_replica *r)
 {
 	if (!r)
@@ -161,6 +188,8 @@ void gcs_replica_destroy(gcs_replica *r)
 		prism_free(o);
 	}
 	prism_free(r->dirty);
+	drop_retained(r, UINT64_MAX);
+	prism_fifo_free(&r->retained);
 	for (size_t i = 0; i < r->nsubs; i++)
 		prism_free(r->subs[i].key);
 	prism_free(r->subs);
@@ -183,8 +212,18 @@ int gcs_replica_set_next(gcs_replica *r, const char *next)
 	}
 	r->next = NULL;
 	r->next_up = false;
-	if (!next)
+	if (!next) {
+		/* This replica becomes the tail: what it applied is now acknowledged. */
+		r->is_tail = true;
+		drop_retained(r, UINT64_MAX);
+		r->blen = 0;
+		r->bcount = 0;
+		r->acked = gcs_store_seq(r->store);
 		return 0;
+	}
+	/* A new successor: what the old one had not passed to the tail is resent to it
+	 * once the link is up (it skips what it already holds). */
+	r->is_tail = false;
 	snprintf(r->next_addr, sizeof(r->next_addr), "%s", next);
 	return transport_connect(r->t, next, NULL, &r->next);
 }
@@ -211,6 +250,7 @@ static int batch_add(gcs_replica *r, uint64_t seq, const uint8_t *op, size_t n)
 	memcpy(r->batch + r->blen + 12, op, n);
 	r->blen += 12 + n;
 	r->bcount++;
+	r->batch_last = seq;
 	return 0;
 }
 
@@ -336,9 +376,9 @@ static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const
 	if (verdict == -EINVAL)
 		return verdict;
 	int rc = r->wal ? gcs_wal_append(r->wal, seq, p, n) : 0;
-	if (rc == 0 && r->next)
+	if (rc == 0 && !r->is_tail)
 		rc = batch_add(r, seq, p, n);
-	if (rc == 0 && !r->next) {
+	if (rc == 0 && r->is_tail) {
 		r->acked =
 			seq; /* the tail: applied is acknowledged (once the log is durable) */
 		if (verdict >= 0 && r->nsubs)
@@ -457,6 +497,7 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 			return PRISM_E_PROTO;
 		if (prism_le64_load(p) > r->acked)
 			r->acked = prism_le64_load(p);
+		drop_retained(r, r->acked);
 		return 0;
 	default:
 		return PRISM_E_PROTO;
@@ -489,10 +530,17 @@ static int flush(gcs_replica *r)
 	if (r->bcount && r->next_up) {
 		prism_le32_store(r->batch, r->bcount);
 		rc = out(r, r->next, GCS_M_REPL, 0, r->batch, r->blen);
-		r->blen = 0;
-		r->bcount = 0;
 		if (rc)
 			return rc;
+		/* Kept until the tail acknowledges it; the next batch gets a new buffer. */
+		struct kept k = {.buf = r->batch, .len = r->blen, .last_seq = r->batch_last};
+		rc = prism_fifo_push(&r->retained, &k);
+		if (rc)
+			return rc;
+		r->batch = NULL;
+		r->bcap = 0;
+		r->blen = 0;
+		r->bcount = 0;
 	}
 	if (r->prev && r->acked > r->ack_sent) {
 		uint8_t a[8];
@@ -553,6 +601,10 @@ int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns)
 			if (e->conn == r->next) {
 				r->next_up = true;
 				out(r, r->next, GCS_M_CHAIN_HELLO, 0, NULL, 0);
+				for (uint32_t k = 0; k < r->retained.len; k++) {
+					struct kept *b = prism_fifo_at(&r->retained, k);
+					out(r, r->next, GCS_M_REPL, 0, b->buf, b->len);
+				}
 			}
 			break;
 		case TRANSPORT_EV_RECV: {

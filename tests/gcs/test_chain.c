@@ -19,13 +19,15 @@ typedef struct chain {
 	gcs_replica *r[3];
 	char addr[3][TRANSPORT_ADDR_MAX];
 	int n;
+	int tail; /* index of the current tail */
 	gcs_client *c;
 } chain;
 
 static void poll_all(chain *ch)
 {
 	for (int i = 0; i < ch->n; i++)
-		cr_assert_geq(gcs_replica_poll(ch->r[i], 0), 0);
+		if (ch->r[i])
+			cr_assert_geq(gcs_replica_poll(ch->r[i], 0), 0);
 	cr_assert_geq(gcs_client_poll(ch->c, 0), 0);
 }
 
@@ -33,6 +35,7 @@ static void make_chain(chain *ch, int n, const char *wal)
 {
 	memset(ch, 0, sizeof(*ch));
 	ch->n = n;
+	ch->tail = n - 1;
 	gcs_replica_opts o = {.backend = TRANSPORT_TCP, .listen = "tcp://127.0.0.1:0"};
 	memset(o.token, 4, sizeof(o.token));
 	for (int i = 0; i < n; i++) {
@@ -54,6 +57,13 @@ static void free_chain(chain *ch)
 		gcs_replica_destroy(ch->r[i]);
 }
 
+/* A replica dies: it is gone, its links close. */
+static void kill_replica(chain *ch, int i)
+{
+	gcs_replica_destroy(ch->r[i]);
+	ch->r[i] = NULL;
+}
+
 typedef struct put_state {
 	chain *ch;
 	int done, failed;
@@ -69,7 +79,7 @@ static void on_put(void *arg, int status, uint64_t seq)
 		p->failed++;
 		return;
 	}
-	const struct gcs_store *tail = gcs_replica_store(p->ch->r[p->ch->n - 1]);
+	const struct gcs_store *tail = gcs_replica_store(p->ch->r[p->ch->tail]);
 	if (gcs_store_seq(tail) < seq)
 		p->tail_had_it = false;
 	if (seq > p->last_seq)
@@ -200,4 +210,85 @@ Test(chain, a_replica_with_a_log_comes_back)
 	free_chain(&ch);
 	unlink(wal);
 	rmdir(dir);
+}
+
+/* Write WRITES keys with WINDOW in flight; after `at` acknowledgements call repair(). */
+static void write_through(chain *ch, put_state *ps, int writes, int at, void (*repair)(chain *))
+{
+	uint64_t end = prism_now_ns() + DEADLINE_NS;
+	int sent = 0;
+	bool repaired = false;
+	while (ps->done < writes) {
+		cr_assert_lt(prism_now_ns(), end, "writes done: %d of %d", ps->done, writes);
+		while (sent < writes && sent - ps->done < 64) {
+			char key[16];
+			snprintf(key, sizeof(key), "k%d", sent);
+			cr_assert_eq(gcs_client_put(ch->c, GCS_T_KV, key, strlen(key), "v", 1,
+						    on_put, ps),
+				     0);
+			sent++;
+		}
+		poll_all(ch);
+		if (!repaired && ps->done >= at) {
+			repair(ch);
+			repaired = true;
+		}
+	}
+}
+
+static void cut_middle(chain *ch)
+{
+	kill_replica(ch, 1);
+	cr_assert_eq(gcs_replica_set_next(ch->r[0], ch->addr[2]), 0);
+}
+
+static void cut_tail(chain *ch)
+{
+	kill_replica(ch, 2);
+	ch->tail = 1;
+	cr_assert_eq(gcs_replica_set_next(ch->r[1], NULL), 0);
+}
+
+static void check_survivors(chain *ch, int writes)
+{
+	for (int i = 0; i < 300; i++)
+		poll_all(ch);
+	for (int i = 0; i < ch->n; i++) {
+		if (!ch->r[i])
+			continue;
+		const struct gcs_store *s = gcs_replica_store(ch->r[i]);
+		cr_assert_eq(gcs_store_count(s), (size_t)writes, "replica %d holds every write",
+			     i);
+		cr_assert_eq(
+			gcs_store_foreach(s, compare_cb, (void *)gcs_replica_store(ch->r[0])),
+			0, "replica %d equals the head", i);
+	}
+}
+
+/* The middle of three dies with writes in flight; the head is joined to the tail and
+ * resends what the tail had not acknowledged: every write is acknowledged once, after
+ * the tail held it, and the two survivors hold the same tables. */
+Test(chain, a_dead_middle_replica_is_cut_out)
+{
+	chain ch;
+	make_chain(&ch, 3, NULL);
+	put_state ps = {.ch = &ch, .tail_had_it = true};
+	write_through(&ch, &ps, 3000, 1000, cut_middle);
+	cr_assert_eq(ps.failed, 0);
+	cr_assert(ps.tail_had_it);
+	check_survivors(&ch, 3000);
+	free_chain(&ch);
+}
+
+/* The tail dies; its predecessor becomes the tail and acknowledges what it holds. */
+Test(chain, a_dead_tail_is_cut_out)
+{
+	chain ch;
+	make_chain(&ch, 3, NULL);
+	put_state ps = {.ch = &ch, .tail_had_it = true};
+	write_through(&ch, &ps, 3000, 1000, cut_tail);
+	cr_assert_eq(ps.failed, 0);
+	cr_assert(ps.tail_had_it);
+	check_survivors(&ch, 3000);
+	free_chain(&ch);
 }
