@@ -27,6 +27,10 @@ enum {
 			    * bytes key, bytes value */
 	GCS_M_SUB_ACK = 11,  /* client -> tail.  req_id: subscription id; u32 handled */
 	GCS_M_OVERFLOW = 12, /* tail -> client.  req_id: subscription id; nothing follows */
+	GCS_M_PING = 13,     /* master -> replica.  req_id: a sequence number */
+	GCS_M_PONG = 14,     /* replica -> master.  req_id echoed; u64 applied seq */
+	GCS_M_SET_NEXT = 15, /* master -> replica: the successor's address (empty: be the
+			      * tail) */
 };
 
 /* 4096 notifications not yet acknowledged by a subscriber: past this the tail stops

@@ -212,6 +212,7 @@ int gcs_replica_set_next(gcs_replica *r, const char *next)
 	}
 	r->next = NULL;
 	r->next_up = false;
+	PRISM_LOG(PRISM_LOG_INFO, LOGM, "chain: successor %s", next ? next : "none (tail)");
 	if (!next) {
 		/* This replica becomes the tail: what it applied is now acknowledged. */
 		r->is_tail = true;
@@ -492,6 +493,19 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 	}
 	case GCS_M_SUB_ACK:
 		return on_sub_ack(r, c, h, p);
+	case GCS_M_PING: {
+		uint8_t a[8];
+		prism_le64_store(a, gcs_store_seq(r->store));
+		return h->len ? PRISM_E_PROTO : out(r, c, GCS_M_PONG, h->req_id, a, sizeof(a));
+	}
+	case GCS_M_SET_NEXT: {
+		char next[TRANSPORT_ADDR_MAX];
+		if (h->len >= sizeof(next) || memchr(p, 0, h->len))
+			return PRISM_E_PROTO;
+		memcpy(next, p, h->len);
+		next[h->len] = 0;
+		return gcs_replica_set_next(r, h->len ? next : NULL);
+	}
 	case GCS_M_ACK:
 		if (c != r->next || h->len != 8)
 			return PRISM_E_PROTO;

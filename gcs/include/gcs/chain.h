@@ -59,6 +59,24 @@ PRISM_API int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns);
 /* The replica's store (borrowed), e.g. to compare replicas in tests. */
 PRISM_API const struct gcs_store *gcs_replica_store(const gcs_replica *r);
 
+/* ---- configuration master ----------------------------------------------------------- */
+
+typedef struct gcs_master gcs_master;
+
+/* The master of one chain: it connects to the replicas (addresses in chain order), tells
+ * each its successor, and then watches them: a replica whose link breaks or that misses
+ * its heartbeats for timeout_ns is declared dead and cut out (its predecessor is joined
+ * to its successor, or becomes the tail).  A dead head is cut out as well; clients then
+ * need the new head (gcs_master_chain()).  Adding replicas comes later. */
+PRISM_API int gcs_master_create(enum transport_backend backend, const uint8_t *token,
+				const char *const *replicas, int n, uint64_t timeout_ns,
+				gcs_master **out);
+PRISM_API void gcs_master_destroy(gcs_master *m);
+/* Heartbeats, failure detection, repair.  Returns repairs made, or a negative code. */
+PRISM_API int gcs_master_poll(gcs_master *m, int64_t timeout_ns);
+/* The live chain, head first: its length; addrs[i] (TRANSPORT_ADDR_MAX bytes each). */
+PRISM_API int gcs_master_chain(const gcs_master *m, char (*addrs)[TRANSPORT_ADDR_MAX], int max);
+
 /* ---- client ---------------------------------------------------------------------- */
 
 /* status: 0, or why it failed (PRISM_E_PEER_GONE, the store's refusal, -ENOENT for a get
