@@ -20,16 +20,16 @@ enum {
 	GCS_M_REPL = 5,   /* predecessor -> successor: u32 n, n x (u64 seq, bytes op) */
 	GCS_M_ACK = 6,    /* successor -> predecessor: u64 seq, everything up to it */
 	GCS_M_CHAIN_HELLO = 7, /* predecessor -> successor, first: this link is upstream */
-	GCS_M_SUB = 8,    /* client -> tail.  req_id: subscription id; u8 table, bytes key
+	GCS_M_SUB = 8,         /* client -> tail.  req_id: subscription id; u8 table, bytes key
 			   * (empty: the whole table) */
-	GCS_M_UNSUB = 9,  /* client -> tail.  req_id: subscription id */
-	GCS_M_NOTIFY = 10, /* tail -> client.  req_id: subscription id; u64 seq, u8 kind,
+	GCS_M_UNSUB = 9,       /* client -> tail.  req_id: subscription id */
+	GCS_M_NOTIFY = 10,     /* tail -> client.  req_id: subscription id; u64 seq, u8 kind,
 			    * bytes key, bytes value */
-	GCS_M_SUB_ACK = 11,  /* client -> tail.  req_id: subscription id; u32 handled */
-	GCS_M_OVERFLOW = 12, /* tail -> client.  req_id: subscription id; nothing follows */
-	GCS_M_PING = 13,     /* master -> replica.  req_id: a sequence number */
-	GCS_M_PONG = 14,     /* replica -> master.  req_id echoed; u64 applied seq */
-	GCS_M_SET_NEXT = 15, /* master -> replica: the successor's address (empty: be the
+	GCS_M_SUB_ACK = 11,    /* client -> tail.  req_id: subscription id; u32 handled */
+	GCS_M_OVERFLOW = 12,   /* tail -> client.  req_id: subscription id; nothing follows */
+	GCS_M_PING = 13,       /* master -> replica.  req_id: a sequence number */
+	GCS_M_PONG = 14,       /* replica -> master.  req_id echoed; u64 applied seq */
+	GCS_M_SET_NEXT = 15,   /* master -> replica: the successor's address (empty: be the
 			      * tail) */
 };
 

@@ -55,8 +55,8 @@ struct gcs_replica {
 	size_t blen, bcap;
 	uint32_t bcount;
 	uint64_t batch_last; /* the last seq in the batch */
-	uint64_t acked;    /* the tail holds everything up to here */
-	uint64_t ack_sent; /* acknowledged upstream up to here */
+	uint64_t acked;      /* the tail holds everything up to here */
+	uint64_t ack_sent;   /* acknowledged upstream up to here */
 	/* Outboxes (each link's context) with frames to send at the end of this poll. */
 	gcs_outbox **dirty;
 	size_t ndirty, dirty_cap;
