@@ -31,6 +31,9 @@ enum {
 	GCS_M_PONG = 14,       /* replica -> master.  req_id echoed; u64 applied seq */
 	GCS_M_SET_NEXT = 15,   /* master -> replica: the successor's address (empty: be the
 			      * tail) */
+	GCS_M_HAVE = 16,  /* successor -> predecessor, after CHAIN_HELLO: u64 applied seq */
+	GCS_M_STATE = 17, /* predecessor -> successor that lacks acknowledged entries: the
+			   * whole store image (gcs_store_dump) */
 };
 
 /* 4096 notifications not yet acknowledged by a subscriber: past this the tail stops

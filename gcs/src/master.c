@@ -73,6 +73,26 @@ int gcs_master_create(enum transport_backend backend, const uint8_t *token,
 	return 0;
 }
 
+int gcs_master_add(gcs_master *m, const char *replica)
+{
+	if (m->n == MAX_REPLICAS)
+		return -ENOSPC;
+	member *x = &m->m[m->n];
+	*x = (member){.last_pong = prism_now_ns()};
+	snprintf(x->addr, sizeof(x->addr), "%s", replica);
+	int rc = transport_connect(m->t, x->addr, x, &x->c);
+	if (rc)
+		return rc;
+	x->ob.c = x->c;
+	m->n++;
+	/* It is the tail (it says so itself too); the old tail gets it as successor. */
+	rc = send_next(m, m->n - 1);
+	for (int p = m->n - 2; rc == 0 && p >= 0; p--)
+		if (!m->m[p].dead)
+			return send_next(m, p);
+	return rc;
+}
+
 void gcs_master_destroy(gcs_master *m)
 {
 	if (!m)

@@ -43,6 +43,7 @@ struct gcs_replica {
 	gcs_wal *wal;
 	transport_conn *next, *prev;
 	bool next_up;
+	bool next_ready; /* the successor said what it holds; batches may flow */
 	bool is_tail; /* no successor is configured (a successor link that is down is not
 		       * this: writes then wait for the chain to be repaired) */
 	/* Batches sent to the successor that the tail has not acknowledged yet: resent to
@@ -212,6 +213,7 @@ int gcs_replica_set_next(gcs_replica *r, const char *next)
 	}
 	r->next = NULL;
 	r->next_up = false;
+	r->next_ready = false;
 	PRISM_LOG(PRISM_LOG_INFO, LOGM, "chain: successor %s", next ? next : "none (tail)");
 	if (!next) {
 		/* This replica becomes the tail: what it applied is now acknowledged. */
@@ -470,6 +472,54 @@ static int on_repl(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 	return off == h->len ? 0 : PRISM_E_PROTO;
 }
 
+/* ---- a successor joins: it says what it holds; it gets the rest -------------------- */
+
+/* The successor holds everything up to `have`.  If it lacks entries the tail has
+ * acknowledged (we keep only what came after), it gets our whole store first; then the
+ * batches we keep, of which it skips what it holds. */
+static int on_have(gcs_replica *r, uint64_t have)
+{
+	int rc = 0;
+	if (have < r->acked) {
+		uint8_t *img;
+		size_t len;
+		rc = gcs_store_dump(r->store, &img, &len);
+		if (rc)
+			return rc;
+		PRISM_LOG(PRISM_LOG_INFO, LOGM, "sending the store (%zu bytes, seq %llu) to %s",
+			  len, (unsigned long long)gcs_store_seq(r->store), r->next_addr);
+		rc = out(r, r->next, GCS_M_STATE, 0, img, len);
+		prism_free(img);
+		if (rc)
+			return rc;
+	}
+	for (uint32_t k = 0; k < r->retained.len && rc == 0; k++) {
+		struct kept *b = prism_fifo_at(&r->retained, k);
+		rc = out(r, r->next, GCS_M_REPL, 0, b->buf, b->len);
+	}
+	r->next_ready = true;
+	return rc;
+}
+
+/* A predecessor's store image: taken when ours is empty (a new replica), ignored when
+ * we already hold as much. */
+static int on_state(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
+{
+	if (h->len < 24)
+		return PRISM_E_PROTO;
+	uint64_t seq = prism_le64_load(p + 16);
+	if (gcs_store_seq(r->store) >= seq)
+		return 0;
+	if (gcs_store_seq(r->store) != 0)
+		return PRISM_E_PROTO; /* behind but not empty: cannot merge */
+	int rc = gcs_store_load_buf(r->store, p, h->len);
+	if (rc)
+		return rc;
+	if (r->is_tail)
+		r->acked = seq;
+	return 0;
+}
+
 static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
 {
 	gcs_replica *r = arg;
@@ -478,9 +528,17 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 		return on_put(r, c, h, p);
 	case GCS_M_GET:
 		return on_get(r, c, h, p);
-	case GCS_M_CHAIN_HELLO:
+	case GCS_M_CHAIN_HELLO: {
 		r->prev = c;
-		return 0;
+		r->ack_sent = 0; /* a new predecessor hears our acknowledgement afresh */
+		uint8_t a[8];
+		prism_le64_store(a, gcs_store_seq(r->store));
+		return out(r, c, GCS_M_HAVE, 0, a, sizeof(a));
+	}
+	case GCS_M_HAVE:
+		return c == r->next && h->len == 8 ? on_have(r, prism_le64_load(p)) : PRISM_E_PROTO;
+	case GCS_M_STATE:
+		return c == r->prev ? on_state(r, h, p) : PRISM_E_PROTO;
 	case GCS_M_REPL:
 		return c == r->prev ? on_repl(r, h, p) : PRISM_E_PROTO;
 	case GCS_M_SUB:
@@ -541,7 +599,7 @@ static int flush(gcs_replica *r)
 	int rc = r->wal ? gcs_wal_sync(r->wal) : 0;
 	if (rc)
 		return rc;
-	if (r->bcount && r->next_up) {
+	if (r->bcount && r->next_up && r->next_ready) {
 		prism_le32_store(r->batch, r->bcount);
 		rc = out(r, r->next, GCS_M_REPL, 0, r->batch, r->blen);
 		if (rc)
@@ -615,10 +673,6 @@ int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns)
 			if (e->conn == r->next) {
 				r->next_up = true;
 				out(r, r->next, GCS_M_CHAIN_HELLO, 0, NULL, 0);
-				for (uint32_t k = 0; k < r->retained.len; k++) {
-					struct kept *b = prism_fifo_at(&r->retained, k);
-					out(r, r->next, GCS_M_REPL, 0, b->buf, b->len);
-				}
 			}
 			break;
 		case TRANSPORT_EV_RECV: {

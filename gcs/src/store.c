@@ -393,12 +393,11 @@ int gcs__sync_dir(const char *path)
 	return rc;
 }
 
-int gcs_store_snapshot(const gcs_store *s, const char *path)
+int gcs_store_dump(const gcs_store *s, uint8_t **out, size_t *len)
 {
 	snap_buf b = {0};
-	char tmp[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
+	*out = NULL;
+	*len = 0;
 	int rc = sb_need(&b, SNAP_HDR);
 	if (rc)
 		return rc;
@@ -416,12 +415,26 @@ int gcs_store_snapshot(const gcs_store *s, const char *path)
 		return rc;
 	}
 	prism_le32_store(b.p + b.len, prism_crc32c(0, b.p, b.len));
-	b.len += 4;
+	*out = b.p;
+	*len = b.len + 4;
+	return 0;
+}
+
+int gcs_store_snapshot(const gcs_store *s, const char *path)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	uint8_t *p;
+	size_t len;
+	int rc = gcs_store_dump(s, &p, &len);
+	if (rc)
+		return rc;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 	} else {
-		rc = write_all(fd, b.p, b.len);
+		rc = write_all(fd, p, len);
 		if (rc == 0 && fsync(fd) != 0)
 			rc = -errno;
 		close(fd);
@@ -432,7 +445,7 @@ int gcs_store_snapshot(const gcs_store *s, const char *path)
 		else
 			unlink(tmp);
 	}
-	prism_free(b.p);
+	prism_free(p);
 	return rc;
 }
 
@@ -491,15 +504,11 @@ static int load_entries(gcs_store *s, const uint8_t *p, size_t len, uint64_t n)
 	return off == len ? 0 : PRISM_E_CORRUPT;
 }
 
-int gcs_store_load(gcs_store *s, const char *path)
+int gcs_store_load_buf(gcs_store *s, const uint8_t *p, size_t len)
 {
 	if (s->used || s->seq)
 		return -EINVAL;
-	uint8_t *p;
-	size_t len = 0;
-	int rc = read_file(path, &p, &len);
-	if (rc)
-		return rc;
+	int rc = 0;
 	if (len < SNAP_HDR + 4)
 		rc = PRISM_E_TRUNCATED;
 	else if (memcmp(p, snap_magic, 8) != 0)
@@ -522,6 +531,19 @@ int gcs_store_load(gcs_store *s, const char *path)
 		}
 		s->used = s->marks = 0;
 	}
+	return rc;
+}
+
+int gcs_store_load(gcs_store *s, const char *path)
+{
+	if (s->used || s->seq)
+		return -EINVAL;
+	uint8_t *p;
+	size_t len = 0;
+	int rc = read_file(path, &p, &len);
+	if (rc)
+		return rc;
+	rc = gcs_store_load_buf(s, p, len);
 	prism_free(p);
 	return rc;
 }

@@ -16,14 +16,13 @@
 #define DEADLINE_NS (60ull * 1000000000ull)
 
 static uint8_t token[TRANSPORT_TOKEN_BYTES];
-static pid_t kids[3];
-static char addr[3][TRANSPORT_ADDR_MAX];
+static pid_t kids[8];
+static char addr[8][TRANSPORT_ADDR_MAX];
 
-/* Three replica processes; each serves (sleeping in its poll) until killed. */
-static void start_replicas(void)
+/* Replica process i; it serves (sleeping in its poll) until killed. */
+static void spawn_replica(int i)
 {
-	memset(token, 8, sizeof(token));
-	for (int i = 0; i < 3; i++) {
+	{
 		int pfd[2];
 		cr_assert_eq(pipe(pfd), 0);
 		kids[i] = fork();
@@ -49,9 +48,16 @@ static void start_replicas(void)
 	}
 }
 
+static void start_replicas(void)
+{
+	memset(token, 8, sizeof(token));
+	for (int i = 0; i < 3; i++)
+		spawn_replica(i);
+}
+
 static void stop_replicas(void)
 {
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 8; i++) {
 		if (kids[i] > 0) {
 			kill(kids[i], SIGKILL);
 			waitpid(kids[i], NULL, 0);
@@ -319,6 +325,121 @@ Test(failover, histories_stay_linearizable_across_kills)
 			     r == 0 ? "not linearizable" : "undecided", nhist[k]);
 	}
 	cr_assert_gt(total, LOPS / 2, "enough operations were checked (%d)", total);
+	for (int i = 0; i < LCLIENTS; i++)
+		gcs_client_destroy(cl[i].c);
+	gcs_master_destroy(m);
+}
+
+static void kill_kid(int i)
+{
+	kill(kids[i], SIGKILL);
+	waitpid(kids[i], NULL, 0);
+	kids[i] = 0;
+}
+
+static bool any_busy(const lclient *cl)
+{
+	for (int i = 0; i < LCLIENTS; i++)
+		if (cl[i].busy)
+			return true;
+	return false;
+}
+
+/* Let the master and the chain settle (repairs, state transfer, acknowledgements). */
+static void settle(gcs_master *m)
+{
+	for (int i = 0; i < 300; i++)
+		gcs_master_poll(m, 1000000);
+}
+
+static void move_reads(lclient *cl, int tail)
+{
+	for (int i = 0; i < LCLIENTS; i++) {
+		gcs_client_destroy(cl[i].c);
+		cr_assert_eq(
+			gcs_client_create(TRANSPORT_TCP, token, addr[0], addr[tail], &cl[i].c),
+			0);
+	}
+}
+
+/* Kill and replace, three times: the middle dies with requests in flight and a new
+ * replica is added by state transfer; then the next middle; then the tail (while the
+ * clients are idle), and another is added.  Clients move their reads to each new tail
+ * once it caught up.  Every key's history must stay linearizable. */
+Test(failover, kill_and_replace_repeatedly_stays_linearizable)
+{
+	memset(hist, 0, sizeof(hist));
+	memset(nhist, 0, sizeof(nhist));
+	gcs_master *m = master();
+	lclient cl[LCLIENTS];
+	for (int i = 0; i < LCLIENTS; i++) {
+		cl[i] = (lclient){0};
+		cr_assert_eq(
+			gcs_client_create(TRANSPORT_TCP, token, addr[0], addr[2], &cl[i].c), 0);
+	}
+	uint64_t rnd = 0x2545f4914f6cdd1dull, end = prism_now_ns() + DEADLINE_NS;
+	int issued = 0, phase = 0;
+	const int step = LOPS / 8;
+	for (;;) {
+		cr_assert_lt(prism_now_ns(), end, "ops issued: %d (phase %d)", issued, phase);
+		bool room = true;
+		for (int k = 0; k < LKEYS; k++)
+			room &= nhist[k] < LOPS - 2;
+		/* Before a step that needs the clients idle, let their requests drain. */
+		bool drain = (phase == 1 && issued >= 2 * step) ||
+			     (phase == 3 && issued >= 4 * step) ||
+			     (phase == 4 && issued >= 5 * step);
+		bool more = room && issued < LOPS - 2 * LCLIENTS;
+		for (int i = 0; i < LCLIENTS; i++)
+			if (!cl[i].busy && more && !drain) {
+				lin_issue(&cl[i], &rnd);
+				issued++;
+			}
+		if (!any_busy(cl) && !more)
+			break;
+		gcs_master_poll(m, 0);
+		for (int i = 0; i < LCLIENTS; i++)
+			cr_assert_geq(gcs_client_poll(cl[i].c, 0), 0);
+		if (phase == 0 && issued >= step) {
+			kill_kid(1); /* the middle, requests in flight: [0 2] */
+			phase = 1;
+		} else if (phase == 1 && issued >= 2 * step && !any_busy(cl)) {
+			settle(m);
+			spawn_replica(3);
+			cr_assert_eq(gcs_master_add(m, addr[3]), 0); /* [0 2 3] */
+			settle(m);
+			move_reads(cl, 3);
+			phase = 2;
+		} else if (phase == 2 && issued >= 3 * step) {
+			kill_kid(2); /* the middle again: [0 3] */
+			phase = 3;
+		} else if (phase == 3 && issued >= 4 * step && !any_busy(cl)) {
+			settle(m);
+			spawn_replica(4);
+			cr_assert_eq(gcs_master_add(m, addr[4]), 0); /* [0 3 4] */
+			settle(m);
+			move_reads(cl, 4);
+			phase = 4;
+		} else if (phase == 4 && issued >= 5 * step && !any_busy(cl)) {
+			kill_kid(4); /* the tail: [0 3] */
+			settle(m);
+			move_reads(cl, 3);
+			spawn_replica(5);
+			cr_assert_eq(gcs_master_add(m, addr[5]), 0); /* [0 3 5] */
+			settle(m);
+			move_reads(cl, 5);
+			phase = 5;
+		}
+	}
+	cr_assert_eq(phase, 5, "every kill and replacement happened");
+	char chain[8][TRANSPORT_ADDR_MAX];
+	cr_assert_eq(gcs_master_chain(m, chain, 8), 3);
+	cr_assert_str_eq(chain[2], addr[5]);
+	for (int k = 0; k < LKEYS; k++) {
+		int r = lin_check(hist[k], (size_t)nhist[k], 0, 50000000ull);
+		cr_assert_eq(r, 1, "key L%d: %s (%d operations)", k,
+			     r == 0 ? "not linearizable" : "undecided", nhist[k]);
+	}
 	for (int i = 0; i < LCLIENTS; i++)
 		gcs_client_destroy(cl[i].c);
 	gcs_master_destroy(m);

@@ -67,11 +67,17 @@ typedef struct gcs_master gcs_master;
  * each its successor, and then watches them: a replica whose link breaks or that misses
  * its heartbeats for timeout_ns is declared dead and cut out (its predecessor is joined
  * to its successor, or becomes the tail).  A dead head is cut out as well; clients then
- * need the new head (gcs_master_chain()).  Adding replicas comes later. */
+ * need the new head (gcs_master_chain()). */
 PRISM_API int gcs_master_create(enum transport_backend backend, const uint8_t *token,
 				const char *const *replicas, int n, uint64_t timeout_ns,
 				gcs_master **out);
 PRISM_API void gcs_master_destroy(gcs_master *m);
+/* Add a new, empty replica at the end of the chain: the current tail gets it as its
+ * successor, sends it the whole store and then the stream, and it becomes the tail once
+ * it acknowledges.  Clients should move their reads to it once it has caught up (a
+ * read served by the old tail meanwhile may see a write the new one has not
+ * acknowledged yet).  -ENOSPC past 8 replicas. */
+PRISM_API int gcs_master_add(gcs_master *m, const char *replica);
 /* Heartbeats, failure detection, repair.  Returns repairs made, or a negative code. */
 PRISM_API int gcs_master_poll(gcs_master *m, int64_t timeout_ns);
 /* The live chain, head first: its length; addrs[i] (TRANSPORT_ADDR_MAX bytes each). */

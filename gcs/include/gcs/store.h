@@ -104,6 +104,10 @@ PRISM_API int gcs_store_foreach(const gcs_store *s, gcs_store_visit cb, void *ar
  * none.  load fills an empty store (-EINVAL otherwise) and sets its seq. */
 PRISM_API int gcs_store_snapshot(const gcs_store *s, const char *path);
 PRISM_API int gcs_store_load(gcs_store *s, const char *path);
+/* The same image in memory (state transfer to a new replica): dump allocates *out (the
+ * caller frees it with prism_free()); load_buf checks it as load does. */
+PRISM_API int gcs_store_dump(const gcs_store *s, uint8_t **out, size_t *len);
+PRISM_API int gcs_store_load_buf(gcs_store *s, const uint8_t *p, size_t len);
 
 #ifdef __cplusplus
 }
