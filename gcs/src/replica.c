@@ -44,7 +44,7 @@ struct gcs_replica {
 	transport_conn *next, *prev;
 	bool next_up;
 	bool next_ready; /* the successor said what it holds; batches may flow */
-	bool is_tail; /* no successor is configured (a successor link that is down is not
+	bool is_tail;    /* no successor is configured (a successor link that is down is not
 		       * this: writes then wait for the chain to be repaired) */
 	/* Batches sent to the successor that the tail has not acknowledged yet: resent to
 	 * a new successor when the chain is repaired around a dead replica. */
@@ -536,7 +536,8 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 		return out(r, c, GCS_M_HAVE, 0, a, sizeof(a));
 	}
 	case GCS_M_HAVE:
-		return c == r->next && h->len == 8 ? on_have(r, prism_le64_load(p)) : PRISM_E_PROTO;
+		return c == r->next && h->len == 8 ? on_have(r, prism_le64_load(p))
+						   : PRISM_E_PROTO;
 	case GCS_M_STATE:
 		return c == r->prev ? on_state(r, h, p) : PRISM_E_PROTO;
 	case GCS_M_REPL:
