@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,33 +341,82 @@ static void stall_cb(void *arg, int status, uint64_t seq)
 	s->failed += status != 0;
 }
 
-/* Writes (WINDOW in flight) through three replicas under a master (200 ms heartbeat
- * timeout); the middle is SIGKILLed after 2,000; the longest gap between two write
- * completions around it, in ms. */
-static double failover_stall(void)
+/* The master runs in its own thread, as it would in the head node's loop: clients
+ * block in gcs_client_open() until it answers. */
+typedef struct master_thread {
+	gcs_master *m;
+	pthread_t th;
+	pthread_mutex_t mu;
+	atomic_bool stop;
+} master_thread;
+
+static void *master_main(void *arg)
 {
-	char addr[3][TRANSPORT_ADDR_MAX];
-	pid_t kid[3] = {0};
-	double ms = -1;
-	gcs_master *m = NULL;
+	master_thread *mt = arg;
+	while (!atomic_load(&mt->stop)) {
+		pthread_mutex_lock(&mt->mu);
+		gcs_master_poll(mt->m, 1000000);
+		pthread_mutex_unlock(&mt->mu);
+	}
+	return NULL;
+}
+
+/* The events of the failover run, in order, and the chain after each. */
+static const struct {
+	const char *name;
+	int at;   /* after this many writes completed */
+	int kill; /* the replica SIGKILLed, or -1 */
+	int add;  /* the replica added, or -1 */
+} fo_events[] = {
+	{"kill_middle", 2000, 1, -1}, /* [0 2] */
+	{"add", 3500, -1, 3},         /* [0 2 3] */
+	{"kill_head", 5000, 0, -1},   /* [2 3] */
+	{"kill_tail", 6500, 3, -1},   /* [2] */
+	{"add", 8000, -1, 4},         /* [2 4] */
+};
+#define FO_EVENTS (int)(sizeof(fo_events) / sizeof(fo_events[0]))
+#define FO_WRITES 9500
+
+/* Writes (WINDOW in flight) from a client of the master through three replicas (200 ms
+ * heartbeat timeout), while replicas are killed (the middle, the head, the tail) and new
+ * ones added by state transfer.  stall_ms[e]: the longest gap between two write
+ * completions from event e to the next; the largest is returned, -1 on failure. */
+static double failover_stall(double *stall_ms)
+{
+	char addr[5][TRANSPORT_ADDR_MAX], maddr[TRANSPORT_ADDR_MAX];
+	pid_t kid[5] = {0};
+	double worst = -1;
+	master_thread mt = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	bool running = false;
 	gcs_client *c = NULL;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 5; i++)
 		if ((kid[i] = start_replica(addr[i])) < 0)
 			goto out;
 	const char *a[3] = {addr[0], addr[1], addr[2]};
-	if (gcs_master_create(TRANSPORT_TCP, token, a, 3, 200000000ull, &m) != 0)
+	gcs_master_opts mo = {.backend = TRANSPORT_TCP,
+			      .listen = "tcp://127.0.0.1:0",
+			      .timeout_ns = 200000000ull,
+			      .shards = 1,
+			      .replicas = 3,
+			      .addrs = a};
+	memcpy(mo.token, token, sizeof(token));
+	if (gcs_master_open(&mo, maddr, sizeof(maddr), &mt.m) != 0)
 		goto out;
-	for (int i = 0; i < 200; i++)
-		gcs_master_poll(m, 1000000);
-	if (gcs_client_create(TRANSPORT_TCP, token, addr[0], addr[2], &c) != 0)
+	if (pthread_create(&mt.th, NULL, master_main, &mt) != 0)
+		goto out;
+	running = true;
+	gcs_client_opts co = {.backend = TRANSPORT_TCP, .master = maddr};
+	memcpy(co.token, token, sizeof(token));
+	if (gcs_client_open(&co, &c) != 0)
 		goto out;
 	stall s = {0};
 	long sent = 0;
+	int ev = -1;
 	uint8_t val[VALUE_BYTES];
 	memset(val, 'v', sizeof(val));
-	uint64_t end = prism_now_ns() + 20ull * 1000000000ull;
-	while (s.done < 6000 && prism_now_ns() < end) {
-		while (sent < 6000 && sent - s.done < WINDOW) {
+	uint64_t end = prism_now_ns() + 30ull * 1000000000ull;
+	while (s.done < FO_WRITES && prism_now_ns() < end) {
+		while (sent < FO_WRITES && sent - s.done < WINDOW) {
 			char key[16];
 			int kl = snprintf(key, sizeof(key), "k%ld", sent % KEYS);
 			if (gcs_client_put(c, GCS_T_KV, key, (size_t)kl, val, sizeof(val),
@@ -373,23 +424,44 @@ static double failover_stall(void)
 				goto out;
 			sent++;
 		}
-		gcs_master_poll(m, 0);
-		gcs_client_poll(c, 0);
-		if (s.done >= 2000 && kid[1]) {
-			s.longest = 0; /* only the gap around the failure counts */
-			stop(kid[1]);
-			kid[1] = 0;
+		if (gcs_client_poll(c, 1000000) < 0)
+			goto out;
+		if (ev + 1 < FO_EVENTS && s.done >= fo_events[ev + 1].at) {
+			if (ev >= 0)
+				stall_ms[ev] = (double)s.longest / 1e6;
+			s.longest = 0; /* from this event on */
+			ev++;
+			if (fo_events[ev].kill >= 0) {
+				stop(kid[fo_events[ev].kill]);
+				kid[fo_events[ev].kill] = 0;
+			}
+			if (fo_events[ev].add >= 0) {
+				pthread_mutex_lock(&mt.mu);
+				int rc = gcs_master_add(mt.m, addr[fo_events[ev].add]);
+				pthread_mutex_unlock(&mt.mu);
+				if (rc)
+					goto out;
+			}
 		}
 	}
-	if (s.done == 6000 && !s.failed)
-		ms = (double)s.longest / 1e6;
+	if (ev >= 0)
+		stall_ms[ev] = (double)s.longest / 1e6;
+	if (s.done == FO_WRITES && !s.failed && ev == FO_EVENTS - 1) {
+		worst = 0;
+		for (int e = 0; e < FO_EVENTS; e++)
+			worst = stall_ms[e] > worst ? stall_ms[e] : worst;
+	}
 out:
 	gcs_client_destroy(c);
-	gcs_master_destroy(m);
-	for (int i = 0; i < 3; i++)
+	if (running) {
+		atomic_store(&mt.stop, true);
+		pthread_join(mt.th, NULL);
+	}
+	gcs_master_destroy(mt.m);
+	for (int i = 0; i < 5; i++)
 		if (kid[i] > 0)
 			stop(kid[i]);
-	return ms;
+	return worst;
 }
 
 /* ---- the suite --------------------------------------------------------------------- */
@@ -477,10 +549,19 @@ int bench_gcs(const struct bench_opts *o)
 	rc |= gcs_case(o, 3, true, &get);
 	rc |= redis_case(o, false, &rset);
 	rc |= redis_case(o, true, &rget);
-	double stall_ms = failover_stall();
+	double each[FO_EVENTS] = {0};
+	double stall_ms = failover_stall(each);
 	if (stall_ms >= 0) {
-		struct bench_field f[] = {{"target_max", 30, NULL}, {"window", WINDOW, NULL}};
-		bench_report_value(o, SUITE, "failover_stall_ms", "ms", stall_ms, f, 2);
+		struct bench_field f[2 + FO_EVENTS] = {{"target_max", 30, NULL},
+						       {"window", WINDOW, NULL}};
+		char names[FO_EVENTS][32];
+		for (int e = 0; e < FO_EVENTS; e++) {
+			snprintf(names[e], sizeof(names[e]), "%s_%d_ms", fo_events[e].name,
+				 e + 1);
+			f[2 + e] = (struct bench_field){names[e], each[e], NULL};
+		}
+		bench_report_value(o, SUITE, "failover_stall_ms", "ms", stall_ms, f,
+				   2 + FO_EVENTS);
 	} else {
 		fprintf(stderr, "prism-bench gcs: failover_stall_ms failed\n");
 		rc = 1;

@@ -31,10 +31,25 @@ enum {
 	GCS_M_PONG = 14,       /* replica -> master.  req_id echoed; u64 applied seq */
 	GCS_M_SET_NEXT = 15,   /* master -> replica: the successor's address (empty: be the
 			      * tail) */
-	GCS_M_HAVE = 16,  /* successor -> predecessor, after CHAIN_HELLO: u64 applied seq */
-	GCS_M_STATE = 17, /* predecessor -> successor that lacks acknowledged entries: the
+	GCS_M_HAVE = 16,      /* successor -> predecessor, after CHAIN_HELLO: u64 applied seq */
+	GCS_M_STATE = 17,     /* predecessor -> successor that lacks acknowledged entries: the
 			   * whole store image (gcs_store_dump) */
+	GCS_M_ROLE = 18,      /* master -> replica: u8 flags (GCS_ROLE_*) */
+	GCS_M_TAKE_TAIL = 19, /* predecessor -> successor once it holds everything the
+			       * predecessor held when it joined: serve reads if you are the
+			       * tail (the predecessor stopped serving them) */
+	GCS_M_SUB_NACK = 20,  /* tail -> client.  req_id: subscription id; i32 status (not
+			       * serving reads here) */
+	GCS_M_CONFIG_GET = 21, /* client -> master: send the configuration, now and on change */
+	GCS_M_CONFIG = 22,     /* master -> client: u64 epoch, u32 shards, per shard: u32 n,
+			    * n x bytes address, head first */
 };
+
+/* GCS_M_ROLE flags.  HEAD: take client writes, and drop the predecessor (it was cut out).
+ * SERVE: serve reads and subscriptions (set for the tail; an added replica starts without
+ * it and gets GCS_M_TAKE_TAIL from its predecessor once it has caught up). */
+#define GCS_ROLE_HEAD 0x1u
+#define GCS_ROLE_SERVE 0x2u
 
 /* 4096 notifications not yet acknowledged by a subscriber: past this the tail stops
  * queueing for it and says so (GCS_M_OVERFLOW), so a subscriber that does not read never

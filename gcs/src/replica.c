@@ -46,6 +46,12 @@ struct gcs_replica {
 	bool next_ready; /* the successor said what it holds; batches may flow */
 	bool is_tail;    /* no successor is configured (a successor link that is down is not
 		       * this: writes then wait for the chain to be repaired) */
+	bool is_head;    /* takes client writes: no predecessor joined, or the master said so */
+	bool serving;    /* serves reads and subscriptions (see GCS_ROLE_SERVE) */
+	/* Passing the reads on to a new successor: once it acknowledges handover_at (all we
+	 * held when it joined), give_tail sends it GCS_M_TAKE_TAIL after the batches. */
+	bool handover, give_tail;
+	uint64_t handover_at;
 	/* Batches sent to the successor that the tail has not acknowledged yet: resent to
 	 * a new successor when the chain is repaired around a dead replica. */
 	prism_fifo retained; /* of struct kept */
@@ -145,6 +151,8 @@ int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
 	prism_fifo_init(&r->pend, sizeof(pend));
 	prism_fifo_init(&r->retained, sizeof(struct kept));
 	r->is_tail = true;
+	r->is_head = true;
+	r->serving = true;
 	transport_opts to = {.backend = o->backend};
 	memcpy(to.token, o->token, sizeof(to.token));
 	int rc = gcs_store_create(&r->store);
@@ -207,6 +215,9 @@ const struct gcs_store *gcs_replica_store(const gcs_replica *r)
 
 int gcs_replica_set_next(gcs_replica *r, const char *next)
 {
+	if (next && r->next && strcmp(next, r->next_addr) == 0)
+		return 0; /* the same successor, still linked */
+	r->handover = r->give_tail = false;
 	if (r->next) {
 		outbox_drop(r, r->next);
 		transport_close(r->next);
@@ -337,6 +348,11 @@ static int on_sub(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, co
 	int rc = table_key(h, p, &table, &key, &klen);
 	if (rc)
 		return rc;
+	if (!r->serving) {
+		uint8_t a[4];
+		prism_le32_store(a, (uint32_t)PRISM_E_NOT_TAIL);
+		return out(r, c, GCS_M_SUB_NACK, h->req_id, a, sizeof(a));
+	}
 	struct sub *old = sub_find(r, c, h->req_id);
 	if (old)
 		sub_drop(r, old); /* a resubscription (after an overflow) starts afresh */
@@ -371,6 +387,17 @@ static int on_sub_ack(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h
 	return 0;
 }
 
+/* Reads move elsewhere: every subscriber is told to re-read and subscribe again (its
+ * client finds the replica that serves them now). */
+static void stop_serving(gcs_replica *r)
+{
+	r->serving = false;
+	while (r->nsubs) {
+		out(r, r->subs[0].c, GCS_M_OVERFLOW, r->subs[0].id, NULL, 0);
+		sub_drop(r, &r->subs[0]);
+	}
+}
+
 /* ---- applying, continued ----------------------------------------------------------- */
 
 static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const gcs_op *op)
@@ -384,9 +411,10 @@ static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const
 	if (rc == 0 && r->is_tail) {
 		r->acked =
 			seq; /* the tail: applied is acknowledged (once the log is durable) */
-		if (verdict >= 0 && r->nsubs)
-			notify(r, seq, op);
 	}
+	/* The serving replica publishes: the tail, or the old tail until it hands over. */
+	if (rc == 0 && r->serving && verdict >= 0 && r->nsubs)
+		notify(r, seq, op);
 	return rc ? rc : verdict;
 }
 
@@ -394,6 +422,12 @@ static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const
 
 static int on_put(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
 {
+	if (!r->is_head) {
+		uint8_t a[12];
+		prism_le32_store(a, (uint32_t)PRISM_E_NOT_HEAD);
+		prism_le64_store(a + 4, 0);
+		return out(r, c, GCS_M_PUT_OK, h->req_id, a, sizeof(a));
+	}
 	gcs_op op;
 	int rc = gcs_op_decode(p, h->len, &op);
 	uint64_t seq = gcs_store_seq(r->store) + 1;
@@ -424,7 +458,8 @@ static int on_get(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, co
 	const uint8_t *val = NULL;
 	size_t vlen = 0;
 	uint64_t ver = 0;
-	int status = gcs_store_get(r->store, table, key, klen, &val, &vlen, &ver);
+	int status = r->serving ? gcs_store_get(r->store, table, key, klen, &val, &vlen, &ver)
+				: PRISM_E_NOT_TAIL;
 	size_t n = 4 + 8 + 4 + vlen;
 	uint8_t small[256];
 	uint8_t *a = n <= sizeof(small) ? small : prism_malloc(n);
@@ -498,6 +533,10 @@ static int on_have(gcs_replica *r, uint64_t have)
 		rc = out(r, r->next, GCS_M_REPL, 0, b->buf, b->len);
 	}
 	r->next_ready = true;
+	/* Reads pass to the successor once it holds all we hold now. */
+	r->handover_at = gcs_store_seq(r->store);
+	r->handover = have < r->handover_at;
+	r->give_tail = !r->handover;
 	return rc;
 }
 
@@ -530,6 +569,7 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 		return on_get(r, c, h, p);
 	case GCS_M_CHAIN_HELLO: {
 		r->prev = c;
+		r->is_head = false;
 		r->ack_sent = 0; /* a new predecessor hears our acknowledgement afresh */
 		uint8_t a[8];
 		prism_le64_store(a, gcs_store_seq(r->store));
@@ -571,6 +611,38 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 		if (prism_le64_load(p) > r->acked)
 			r->acked = prism_le64_load(p);
 		drop_retained(r, r->acked);
+		if (r->handover && r->acked >= r->handover_at) {
+			r->handover = false;
+			r->give_tail = true;
+		}
+		return 0;
+	case GCS_M_ROLE:
+		if (h->len != 1)
+			return PRISM_E_PROTO;
+		if (p[0] & GCS_ROLE_HEAD) {
+			r->is_head = true;
+			if (r->prev) { /* cut out: nothing more from it */
+				transport_close(r->prev);
+				r->prev = NULL;
+			}
+		}
+		if (p[0] & GCS_ROLE_SERVE)
+			r->serving = true;
+		else if (r->serving && r->is_tail)
+			stop_serving(r);
+		PRISM_LOG(PRISM_LOG_INFO, LOGM, "role:%s%s", r->is_head ? " head" : "",
+			  r->serving ? " serving reads" : "");
+		return 0;
+	case GCS_M_TAKE_TAIL:
+		if (c != r->prev || h->len)
+			return PRISM_E_PROTO;
+		if (r->is_tail) {
+			r->serving = true;
+		} else if (r->next_ready) { /* pass it on once the successor has it all */
+			r->handover_at = gcs_store_seq(r->store);
+			r->handover = r->acked < r->handover_at;
+			r->give_tail = !r->handover;
+		}
 		return 0;
 	default:
 		return PRISM_E_PROTO;
@@ -614,6 +686,15 @@ static int flush(gcs_replica *r)
 		r->bcap = 0;
 		r->blen = 0;
 		r->bcount = 0;
+	}
+	if (r->give_tail && r->next_up && r->next_ready) {
+		/* After every batch it could have read from: the successor serves from here. */
+		rc = out(r, r->next, GCS_M_TAKE_TAIL, 0, NULL, 0);
+		if (rc)
+			return rc;
+		r->give_tail = false;
+		if (r->serving)
+			stop_serving(r);
 	}
 	if (r->prev && r->acked > r->ack_sent) {
 		uint8_t a[8];

@@ -8,15 +8,32 @@
  * each replica applies and forwards; the tail acknowledges upstream and every replica
  * passes the acknowledgement on, and the head answers the client once the tail has the
  * write, so an acknowledged write is held by every replica.  Reads go to the tail, which
- * only holds acknowledged writes.  Reconfiguration (a dead replica cut out, a new one
- * added by state transfer), pub/sub and the configuration master come next.
+ * only holds acknowledged writes.
+ *
+ * Shards.  Keys hash to shards (gcs_shard_of()); each shard is its own chain of 1 to 8
+ * replicas, and the configuration master watches them all.  The number of shards is
+ * fixed when the master is made.
+ *
+ * Reconfiguration.  The master cuts a dead replica out (its predecessor is joined to its
+ * successor; a new head drops its predecessor; a new tail serves reads) and adds new
+ * replicas at the end by state transfer.  Reads move to an added replica only once it
+ * holds everything its predecessor held when it joined: the predecessor serves them until
+ * then and passes them on in-stream (GCS_M_TAKE_TAIL), so no read ever goes back in time.
+ * A replica asked to do what its role is not refuses: PRISM_E_NOT_HEAD for a write,
+ * PRISM_E_NOT_TAIL for a read or a subscription.
  *
  * Messages are prism wire frames (base/wire.h) inside transport messages; every decoder
  * checks every length, and a peer that sends a malformed frame is dropped.
  *
- * The client (gcs_client) connects to the head and the tail, numbers its requests (so a
- * write retried after a reconfiguration is applied once: gcs/store.h), and completes them
- * through callbacks from gcs_client_poll(); the _sync wrappers poll until done.
+ * The client (gcs_client) asks the master for the configuration (gcs_client_open()) and
+ * is told again whenever it changes, or is given one fixed chain (gcs_client_create()).
+ * It numbers its requests and keeps each until it is answered: with a master, a broken
+ * link or a refusal (not the head, not the tail) makes it fetch the configuration and
+ * send the unanswered requests again, in order, to the replicas now in those roles; a
+ * retried write is applied once (gcs/store.h), so an acknowledged write is never lost or
+ * doubled across reconfigurations.  Requests complete through callbacks from
+ * gcs_client_poll(); one not answered within the client's timeout fails with
+ * PRISM_E_TIMEOUT.
  *
  * Ownership: the caller owns replicas and clients.  Values given to callbacks are
  * borrowed for the call.  Thread safety: none; each object belongs to one thread.
@@ -63,24 +80,48 @@ PRISM_API const struct gcs_store *gcs_replica_store(const gcs_replica *r);
 
 typedef struct gcs_master gcs_master;
 
-/* The master of one chain: it connects to the replicas (addresses in chain order), tells
- * each its successor, and then watches them: a replica whose link breaks or that misses
- * its heartbeats for timeout_ns is declared dead and cut out (its predecessor is joined
- * to its successor, or becomes the tail).  A dead head is cut out as well; clients then
- * need the new head (gcs_master_chain()). */
+/* 64 shards: a cluster's control state spread over up to 64 chains. */
+#define GCS_MAX_SHARDS 64
+
+/* Which shard (table, key) lives on, of `shards`. */
+PRISM_API int gcs_shard_of(uint8_t table, const void *key, size_t key_len, int shards);
+
+typedef struct gcs_master_opts {
+	enum transport_backend backend;
+	uint8_t token[TRANSPORT_TOKEN_BYTES];
+	const char *listen;       /* where clients fetch the configuration; NULL: nowhere */
+	uint64_t timeout_ns;      /* a replica silent this long is dead */
+	int shards;               /* 1 .. GCS_MAX_SHARDS */
+	int replicas;             /* per shard at the start, 1 .. 8 */
+	const char *const *addrs; /* shards x replicas: shard s is addrs[s * replicas ..],
+				   * head first */
+} gcs_master_opts;
+
+/* The master of every shard's chain: it connects to the replicas, tells each its
+ * successor and role, and then watches them: a replica whose link breaks or that misses
+ * its heartbeats for timeout_ns is declared dead and cut out.  With opts->listen, the
+ * bound address goes to addr (TRANSPORT_ADDR_MAX bytes) and clients fetch the
+ * configuration there, and get it again on every change. */
+PRISM_API int gcs_master_open(const gcs_master_opts *opts, char *addr, size_t addr_len,
+			      gcs_master **out);
+
+/* gcs_master_open() for one shard and no clients (they are given the chain). */
 PRISM_API int gcs_master_create(enum transport_backend backend, const uint8_t *token,
 				const char *const *replicas, int n, uint64_t timeout_ns,
 				gcs_master **out);
 PRISM_API void gcs_master_destroy(gcs_master *m);
-/* Add a new, empty replica at the end of the chain: the current tail gets it as its
- * successor, sends it the whole store and then the stream, and it becomes the tail once
- * it acknowledges.  Clients should move their reads to it once it has caught up (a
- * read served by the old tail meanwhile may see a write the new one has not
- * acknowledged yet).  -ENOSPC past 8 replicas. */
+/* Add a new, empty replica at the end of shard's chain: the current tail gets it as its
+ * successor, sends it the whole store and then the stream; it acknowledges writes at
+ * once and serves reads once it has caught up.  -ENOSPC past 8 replicas. */
+PRISM_API int gcs_master_add_to(gcs_master *m, int shard, const char *replica);
+/* gcs_master_add_to() shard 0. */
 PRISM_API int gcs_master_add(gcs_master *m, const char *replica);
 /* Heartbeats, failure detection, repair.  Returns repairs made, or a negative code. */
 PRISM_API int gcs_master_poll(gcs_master *m, int64_t timeout_ns);
-/* The live chain, head first: its length; addrs[i] (TRANSPORT_ADDR_MAX bytes each). */
+/* A shard's live chain, head first: its length; addrs[i] (TRANSPORT_ADDR_MAX bytes
+ * each).  gcs_master_chain(): shard 0. */
+PRISM_API int gcs_master_shard_chain(const gcs_master *m, int shard,
+				     char (*addrs)[TRANSPORT_ADDR_MAX], int max);
 PRISM_API int gcs_master_chain(const gcs_master *m, char (*addrs)[TRANSPORT_ADDR_MAX], int max);
 
 /* ---- client ---------------------------------------------------------------------- */
@@ -91,10 +132,24 @@ typedef void (*gcs_put_cb)(void *arg, int status, uint64_t seq);
 typedef void (*gcs_get_cb)(void *arg, int status, const uint8_t *value, size_t len,
 			   uint64_t version);
 
-/* Start connecting to the head and the tail; requests made before a link is up wait for
- * it.  A link that fails fails every request (PRISM_E_PEER_GONE, or why it failed). */
+typedef struct gcs_client_opts {
+	enum transport_backend backend;
+	uint8_t token[TRANSPORT_TOKEN_BYTES];
+	const char *master;  /* the configuration master's address */
+	uint64_t timeout_ns; /* a request not answered by then fails; 0: 10 s */
+} gcs_client_opts;
+
+/* Connect to the master and wait (up to the timeout) for the configuration; then to
+ * the replicas as requests need them.  Losing the master fails what waits for a
+ * repair. */
+PRISM_API int gcs_client_open(const gcs_client_opts *opts, gcs_client **out);
+/* One fixed chain, no master: start connecting to the head and the tail; requests made
+ * before a link is up wait for it.  A link that fails fails its requests
+ * (PRISM_E_PEER_GONE, or why it failed). */
 PRISM_API int gcs_client_create(enum transport_backend backend, const uint8_t *token,
 				const char *head, const char *tail, gcs_client **out);
+/* The number of shards (1 for a fixed chain). */
+PRISM_API int gcs_client_shards(const gcs_client *c);
 PRISM_API void gcs_client_destroy(gcs_client *c);
 /* Start a PUT (value non-NULL) or DEL (value NULL) of (table, key). */
 PRISM_API int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size_t key_len,
@@ -107,7 +162,10 @@ PRISM_API int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size
  * acknowledged by the next poll; a subscriber more than GCS_SUB_WINDOW (4096) changes
  * behind gets status PRISM_E_FULL once and nothing more, so a slow subscriber never
  * holds up writers or the tail's memory: it re-reads what it needs and calls
- * gcs_client_resubscribe().  A broken link to the tail gives PRISM_E_PEER_GONE. */
+ * gcs_client_resubscribe().  Reads moving to another replica (a tail that died or handed
+ * over) also give PRISM_E_FULL: changes may have been missed meanwhile.  A table
+ * subscription listens on every shard; seq numbers are per shard (per key they rise).
+ * Without a master, a broken link to the tail gives PRISM_E_PEER_GONE. */
 typedef void (*gcs_sub_cb)(void *arg, int status, uint64_t seq, int kind, const uint8_t *key,
 			   size_t key_len, const uint8_t *value, size_t value_len);
 PRISM_API int gcs_client_subscribe(gcs_client *c, uint8_t table, const void *key,

@@ -60,7 +60,9 @@ extern "C" {
 	X(OUT_OF_BOUNDS, 1301, "remote access falls outside the registered region")        \
 	X(PEER_GONE, 1302, "the peer went away or the link broke")                         \
 	X(FLUSHED, 1303, "cancelled: its connection failed or closed before it completed") \
-	X(NO_DEVICE, 1304, "no RDMA device found")
+	X(NO_DEVICE, 1304, "no RDMA device found")                                         \
+	X(NOT_HEAD, 1400, "this GCS replica is not the head of its chain")                 \
+	X(NOT_TAIL, 1401, "this GCS replica does not serve reads (not the chain's tail)")
 
 enum prism_error {
 	PRISM_OK = 0,
