@@ -300,7 +300,9 @@ static pid_t start_replica(char *addr_out)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(pfd[0]);
-		gcs_replica_opts o = {.backend = TRANSPORT_TCP, .listen = "tcp://127.0.0.1:0"};
+		gcs_replica_opts o = {.backend = TRANSPORT_TCP,
+				      .listen = "tcp://127.0.0.1:0",
+				      .standby = true};
 		memcpy(o.token, token, sizeof(token));
 		gcs_replica *r;
 		char a[TRANSPORT_ADDR_MAX];

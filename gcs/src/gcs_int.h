@@ -45,9 +45,10 @@ enum {
 			    * n x bytes address, head first */
 };
 
-/* GCS_M_ROLE flags.  HEAD: take client writes, and drop the predecessor (it was cut out).
- * SERVE: serve reads and subscriptions (set for the tail; an added replica starts without
- * it and gets GCS_M_TAKE_TAIL from its predecessor once it has caught up). */
+/* GCS_M_ROLE flags, only ever given, never taken.  HEAD: take client writes, and drop the
+ * predecessor (it was cut out).  SERVE: serve reads and subscriptions (the tail; an added
+ * replica, in standby, gets them by GCS_M_TAKE_TAIL from its predecessor once it has
+ * caught up). */
 #define GCS_ROLE_HEAD 0x1u
 #define GCS_ROLE_SERVE 0x2u
 

@@ -162,8 +162,6 @@ int gcs_master_add_to(gcs_master *m, int shard, const char *replica)
 	/* The new tail serves no reads until its predecessor has passed it everything and
 	 * hands them over (GCS_M_TAKE_TAIL); the old tail gets it as successor. */
 	rc = send_next(m, ch, ch->n - 1);
-	if (rc == 0)
-		rc = send_role(ch, ch->n - 1, 0);
 	for (int p = ch->n - 2; rc == 0 && p >= 0; p--)
 		if (!ch->m[p].dead)
 			return send_next(m, ch, p);

@@ -8,6 +8,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <linux/close_range.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
@@ -37,10 +40,26 @@ typedef struct pend {
 	int status;
 } pend;
 
+/* 1M entries between snapshots: a log of ~100 MB at 100-byte values replays in about a
+ * second. */
+#define SNAPSHOT_EVERY 1000000u
+
 struct gcs_replica {
 	transport *t;
 	gcs_store *store;
 	gcs_wal *wal;
+	/* Persistence: the log at path, snapshots at path.snap.  A snapshot starts by
+	 * moving the log to path.old (a new log takes what follows) and is written by a
+	 * forked child from a copy-on-write image of the store, so the chain never waits
+	 * for it; when it is safely on disk, path.old goes. */
+	char *path;
+	uint64_t snap_every, snap_seq; /* the last snapshot covers up to snap_seq */
+	pid_t snap_pid;                /* the child writing one, or 0 */
+	uint64_t snap_pending;         /* what it covers */
+	/* State transfer in chunks (a store may outgrow a frame): the image being sent to
+	 * the successor, and the one being received from the predecessor. */
+	uint8_t *tx, *rx;
+	size_t tx_len, tx_off, rx_len, rx_got;
 	transport_conn *next, *prev;
 	bool next_up;
 	bool next_ready; /* the successor said what it holds; batches may flow */
@@ -133,12 +152,128 @@ static void outbox_drop(gcs_replica *r, transport_conn *c)
 
 static int wal_replay(uint64_t seq, const uint8_t *p, size_t len, void *arg)
 {
+	gcs_store *st = arg;
+	if (seq <= gcs_store_seq(st))
+		return 0; /* the snapshot holds it already */
+	if (seq != gcs_store_seq(st) + 1) {
+		PRISM_LOG(PRISM_LOG_ERROR, LOGM,
+			  "the log jumps from seq %llu (snapshot and earlier log) to %llu: "
+			  "entries are missing",
+			  (unsigned long long)gcs_store_seq(st), (unsigned long long)seq);
+		return PRISM_E_CORRUPT;
+	}
 	gcs_op op;
 	int rc = gcs_op_decode(p, len, &op);
 	if (rc)
 		return rc;
-	rc = gcs_store_apply(arg, seq, &op);
+	rc = gcs_store_apply(st, seq, &op);
 	return rc == -EINVAL ? rc : 0; /* an operation the store refused still took its seq */
+}
+
+static int path_with(const gcs_replica *r, const char *suffix, char *buf, size_t cap)
+{
+	return snprintf(buf, cap, "%s%s", r->path, suffix) < (int)cap ? 0 : -ENAMETOOLONG;
+}
+
+/* Snapshot, then the old log (left by a snapshot that did not finish), then the log. */
+static int recover(gcs_replica *r)
+{
+	char snap[4096], old[4096];
+	int rc = path_with(r, ".snap", snap, sizeof(snap));
+	if (rc == 0)
+		rc = path_with(r, ".old", old, sizeof(old));
+	if (rc)
+		return rc;
+	rc = gcs_store_load(r->store, snap);
+	if (rc && rc != -ENOENT) {
+		PRISM_LOG(PRISM_LOG_ERROR, LOGM, "snapshot %s: %s: not starting from it", snap,
+			  prism_strerror(rc));
+		return rc;
+	}
+	r->snap_seq = gcs_store_seq(r->store);
+	bool had_old = access(old, F_OK) == 0;
+	if (had_old) {
+		gcs_wal *w;
+		rc = gcs_wal_open(old, 0, wal_replay, r->store, NULL, &w);
+		gcs_wal_close(w);
+		if (rc)
+			return rc;
+	}
+	rc = gcs_wal_open(r->path, GCS_WAL_TRUNCATE_TAIL, wal_replay, r->store, NULL, &r->wal);
+	if (rc || !had_old)
+		return rc;
+	/* A snapshot was cut short: take it now, whole, and start the log afresh. */
+	rc = gcs_store_snapshot(r->store, snap);
+	if (rc == 0)
+		rc = gcs_wal_reset(r->wal, gcs_store_seq(r->store));
+	if (rc == 0 && unlink(old) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = gcs__sync_dir(old);
+	r->snap_seq = gcs_store_seq(r->store);
+	return rc;
+}
+
+/* Start a snapshot of everything applied (the log is durable up to it). */
+static void snapshot_start(gcs_replica *r)
+{
+	char snap[4096], old[4096];
+	if (!r->wal || r->snap_pid || path_with(r, ".snap", snap, sizeof(snap)) ||
+	    path_with(r, ".old", old, sizeof(old)))
+		return;
+	uint64_t seq = gcs_store_seq(r->store);
+	if (access(old, F_OK) != 0) {
+		/* Move the log aside; a new one takes what follows seq. */
+		gcs_wal_close(r->wal);
+		r->wal = NULL;
+		int rc = rename(r->path, old) == 0 ? gcs__sync_dir(old) : -errno;
+		if (rc)
+			PRISM_LOG(PRISM_LOG_ERROR, LOGM, "cannot move the log %s aside: %s",
+				  r->path, prism_strerror(rc));
+		rc = gcs_wal_open(r->path, 0, NULL, NULL, NULL, &r->wal);
+		if (rc) {
+			PRISM_LOG(PRISM_LOG_ERROR, LOGM,
+				  "cannot reopen the log %s: %s; writes are no longer logged",
+				  r->path, prism_strerror(rc));
+			return;
+		}
+	} /* else a snapshot failed before: path.old stays until one succeeds */
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* The child holds no link: a replica that dies must look dead at once. */
+		close_range(3, ~0u, 0);
+		_exit(gcs_store_snapshot(r->store, snap) == 0 ? 0 : 1);
+	}
+	if (pid < 0) {
+		PRISM_LOG(PRISM_LOG_WARN, LOGM, "fork for a snapshot: %s; writing it here",
+			  prism_strerror(-errno));
+		if (gcs_store_snapshot(r->store, snap) == 0 && unlink(old) == 0)
+			r->snap_seq = seq;
+		return;
+	}
+	r->snap_pid = pid;
+	r->snap_pending = seq;
+}
+
+/* A snapshot child finished: drop the old log it made redundant. */
+static void snapshot_reap(gcs_replica *r, bool wait)
+{
+	int st;
+	if (!r->snap_pid || waitpid(r->snap_pid, &st, wait ? 0 : WNOHANG) != r->snap_pid)
+		return;
+	r->snap_pid = 0;
+	char old[4096];
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || path_with(r, ".old", old, sizeof(old))) {
+		PRISM_LOG(PRISM_LOG_ERROR, LOGM,
+			  "writing the snapshot of %s failed; the log keeps everything",
+			  r->path);
+		return;
+	}
+	if (unlink(old) == 0)
+		gcs__sync_dir(old);
+	r->snap_seq = r->snap_pending;
+	PRISM_LOG(PRISM_LOG_INFO, LOGM, "snapshot of %s up to seq %llu written", r->path,
+		  (unsigned long long)r->snap_seq);
 }
 
 int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
@@ -151,16 +286,21 @@ int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
 	prism_fifo_init(&r->pend, sizeof(pend));
 	prism_fifo_init(&r->retained, sizeof(struct kept));
 	r->is_tail = true;
-	r->is_head = true;
-	r->serving = true;
+	r->is_head = r->serving = !o->standby;
 	transport_opts to = {.backend = o->backend};
 	memcpy(to.token, o->token, sizeof(to.token));
 	int rc = gcs_store_create(&r->store);
 	if (rc == 0)
 		rc = transport_create(&to, &r->t);
-	if (rc == 0 && o->wal_path)
-		rc = gcs_wal_open(o->wal_path, GCS_WAL_TRUNCATE_TAIL, wal_replay, r->store,
-				  NULL, &r->wal);
+	r->snap_every = o->snapshot_every ? o->snapshot_every : SNAPSHOT_EVERY;
+	if (rc == 0 && o->wal_path) {
+		r->path = prism_malloc(strlen(o->wal_path) + 1);
+		rc = r->path ? 0 : -ENOMEM;
+		if (rc == 0) {
+			strcpy(r->path, o->wal_path);
+			rc = recover(r);
+		}
+	}
 	if (rc == 0)
 		rc = transport_listen(r->t, o->listen, addr, addr_len);
 	if (rc) {
@@ -184,10 +324,21 @@ static void drop_retained(gcs_replica *r, uint64_t upto)
 	}
 }
 
+static void tx_drop(gcs_replica *r)
+{
+	prism_free(r->tx);
+	r->tx = NULL;
+	r->tx_len = r->tx_off = 0;
+}
+
 void gcs_replica_destroy(gcs_replica *r)
 {
 	if (!r)
 		return;
+	snapshot_reap(r, true);
+	prism_free(r->path);
+	prism_free(r->tx);
+	prism_free(r->rx);
 	gcs_wal_close(r->wal);
 	transport_destroy(r->t);
 	while (r->boxes) {
@@ -218,6 +369,7 @@ int gcs_replica_set_next(gcs_replica *r, const char *next)
 	if (next && r->next && strcmp(next, r->next_addr) == 0)
 		return 0; /* the same successor, still linked */
 	r->handover = r->give_tail = false;
+	tx_drop(r);
 	if (r->next) {
 		outbox_drop(r, r->next);
 		transport_close(r->next);
@@ -512,22 +664,14 @@ static int on_repl(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 /* The successor holds everything up to `have`.  If it lacks entries the tail has
  * acknowledged (we keep only what came after), it gets our whole store first; then the
  * batches we keep, of which it skips what it holds. */
-static int on_have(gcs_replica *r, uint64_t have)
+/* 4 MiB per chunk of a store image, one chunk per poll: writes keep flowing to the
+ * replicas upstream meanwhile. */
+#define STATE_CHUNK (4u << 20)
+
+/* The successor is ready for the stream: the batches kept, then what follows. */
+static int stream_ready(gcs_replica *r, uint64_t have)
 {
 	int rc = 0;
-	if (have < r->acked) {
-		uint8_t *img;
-		size_t len;
-		rc = gcs_store_dump(r->store, &img, &len);
-		if (rc)
-			return rc;
-		PRISM_LOG(PRISM_LOG_INFO, LOGM, "sending the store (%zu bytes, seq %llu) to %s",
-			  len, (unsigned long long)gcs_store_seq(r->store), r->next_addr);
-		rc = out(r, r->next, GCS_M_STATE, 0, img, len);
-		prism_free(img);
-		if (rc)
-			return rc;
-	}
 	for (uint32_t k = 0; k < r->retained.len && rc == 0; k++) {
 		struct kept *b = prism_fifo_at(&r->retained, k);
 		rc = out(r, r->next, GCS_M_REPL, 0, b->buf, b->len);
@@ -540,22 +684,84 @@ static int on_have(gcs_replica *r, uint64_t have)
 	return rc;
 }
 
+static int on_have(gcs_replica *r, uint64_t have)
+{
+	tx_drop(r);
+	if (have >= r->acked)
+		return stream_ready(r, have);
+	/* It lacks acknowledged entries we no longer keep as batches: the whole store
+	 * first, in chunks (tx_step), then the stream. */
+	int rc = gcs_store_dump(r->store, &r->tx, &r->tx_len);
+	if (rc)
+		return rc;
+	PRISM_LOG(PRISM_LOG_INFO, LOGM, "sending the store (%zu bytes, seq %llu) to %s",
+		  r->tx_len, (unsigned long long)gcs_store_seq(r->store), r->next_addr);
+	return 0;
+}
+
+/* The next chunk of the image: u64 total, u64 offset, the bytes. */
+static int tx_step(gcs_replica *r)
+{
+	size_t n = r->tx_len - r->tx_off < STATE_CHUNK ? r->tx_len - r->tx_off : STATE_CHUNK;
+	uint8_t *b = prism_malloc(16 + n);
+	if (!b)
+		return -ENOMEM;
+	prism_le64_store(b, r->tx_len);
+	prism_le64_store(b + 8, r->tx_off);
+	memcpy(b + 16, r->tx + r->tx_off, n);
+	int rc = out(r, r->next, GCS_M_STATE, 0, b, 16 + n);
+	prism_free(b);
+	if (rc)
+		return rc;
+	r->tx_off += n;
+	if (r->tx_off < r->tx_len)
+		return 0;
+	tx_drop(r);
+	return stream_ready(r, 0);
+}
+
 /* A predecessor's store image: taken when ours is empty (a new replica), ignored when
  * we already hold as much. */
 static int on_state(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 {
-	if (h->len < 24)
+	if (h->len < 16)
 		return PRISM_E_PROTO;
-	uint64_t seq = prism_le64_load(p + 16);
-	if (gcs_store_seq(r->store) >= seq)
+	uint64_t total = prism_le64_load(p), off = prism_le64_load(p + 8);
+	size_t n = h->len - 16;
+	if (off == 0) {
+		prism_free(r->rx);
+		/* A bound on a claim before it is believed: 1 TiB. */
+		r->rx = total <= (1ull << 40) ? prism_malloc(total ? total : 1) : NULL;
+		if (!r->rx)
+			return total <= (1ull << 40) ? -ENOMEM : PRISM_E_TOO_BIG;
+		r->rx_len = total;
+		r->rx_got = 0;
+	}
+	if (!r->rx || total != r->rx_len || off != r->rx_got || n > total - off)
+		return PRISM_E_PROTO;
+	memcpy(r->rx + off, p + 16, n);
+	r->rx_got += n;
+	if (r->rx_got < r->rx_len)
 		return 0;
-	if (gcs_store_seq(r->store) != 0)
-		return PRISM_E_PROTO; /* behind but not empty: cannot merge */
-	int rc = gcs_store_load_buf(r->store, p, h->len);
+	uint8_t *img = r->rx;
+	r->rx = NULL;
+	int rc = r->rx_len >= 24 ? 0 : PRISM_E_PROTO;
+	uint64_t seq = rc ? 0 : prism_le64_load(img + 16);
+	if (rc == 0 && gcs_store_seq(r->store) >= seq) {
+		prism_free(img);
+		return 0;
+	}
+	if (rc == 0 && gcs_store_seq(r->store) != 0)
+		rc = PRISM_E_PROTO; /* behind but not empty: cannot merge */
+	if (rc == 0)
+		rc = gcs_store_load_buf(r->store, img, r->rx_len);
+	prism_free(img);
 	if (rc)
 		return rc;
 	if (r->is_tail)
 		r->acked = seq;
+	/* The log starts after the image: put the image on disk beside it. */
+	snapshot_start(r);
 	return 0;
 }
 
@@ -626,10 +832,11 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 				r->prev = NULL;
 			}
 		}
+		/* Roles are only ever given: reads leave a replica only by its own hand-over
+		 * (GCS_M_TAKE_TAIL), so a late message can never take them from the one
+		 * that has them. */
 		if (p[0] & GCS_ROLE_SERVE)
 			r->serving = true;
-		else if (r->serving && r->is_tail)
-			stop_serving(r);
 		PRISM_LOG(PRISM_LOG_INFO, LOGM, "role:%s%s", r->is_head ? " head" : "",
 			  r->serving ? " serving reads" : "");
 		return 0;
@@ -672,6 +879,15 @@ static int flush(gcs_replica *r)
 	int rc = r->wal ? gcs_wal_sync(r->wal) : 0;
 	if (rc)
 		return rc;
+	if (r->snap_pid)
+		snapshot_reap(r, false);
+	else if (r->wal && gcs_store_seq(r->store) - r->snap_seq >= r->snap_every)
+		snapshot_start(r);
+	if (r->tx && r->next_up) {
+		rc = tx_step(r);
+		if (rc)
+			return rc;
+	}
 	if (r->bcount && r->next_up && r->next_ready) {
 		prism_le32_store(r->batch, r->bcount);
 		rc = out(r, r->next, GCS_M_REPL, 0, r->batch, r->blen);
@@ -730,9 +946,13 @@ static void on_closed(gcs_replica *r, transport_conn *c, int status)
 			  prism_strerror(status));
 		r->next = NULL;
 		r->next_up = false;
+		tx_drop(r);
 	}
-	if (c == r->prev)
+	if (c == r->prev) {
 		r->prev = NULL;
+		prism_free(r->rx); /* an image cut short */
+		r->rx = NULL;
+	}
 	/* Clients gone: their writes still go through; nobody is told. */
 	for (uint32_t i = 0; i < r->pend.len; i++) {
 		pend *w = prism_fifo_at(&r->pend, i);

@@ -30,7 +30,8 @@ static inline void spawn_replica_on(int i, enum transport_backend backend)
 	kids[i] = fork();
 	if (kids[i] == 0) {
 		close(pfd[0]);
-		gcs_replica_opts o = {.backend = backend, .listen = "tcp://127.0.0.1:0"};
+		gcs_replica_opts o = {
+			.backend = backend, .listen = "tcp://127.0.0.1:0", .standby = true};
 		memcpy(o.token, token, sizeof(token));
 		gcs_replica *r;
 		char a[TRANSPORT_ADDR_MAX];

@@ -58,13 +58,26 @@ typedef struct gcs_client gcs_client;
 typedef struct gcs_replica_opts {
 	enum transport_backend backend;
 	uint8_t token[TRANSPORT_TOKEN_BYTES];
-	const char *listen;   /* "tcp://127.0.0.1:0" */
-	const char *wal_path; /* NULL: in memory only */
+	const char *listen;      /* "tcp://127.0.0.1:0" */
+	const char *wal_path;    /* NULL: in memory only */
+	uint64_t snapshot_every; /* entries between snapshots (0: 1,000,000) */
+	/* Under a configuration master: take no writes and serve no reads until the
+	 * master gives the role (or, for reads, the predecessor hands them over).  Without
+	 * it a replica starts as head and tail, for chains wired by hand. */
+	bool standby;
 } gcs_replica_opts;
 
 /* Create a replica listening on opts->listen; its bound address is in addr
- * (TRANSPORT_ADDR_MAX bytes).  A log that exists is replayed (a damaged tail is cut and
- * logged).  The caller owns *out. */
+ * (TRANSPORT_ADDR_MAX bytes).  The caller owns *out.
+ *
+ * Persistence (opts->wal_path): every write is in the log (gcs/wal.h) before it is
+ * acknowledged; every snapshot_every entries, and after a state transfer, a snapshot
+ * (wal_path.snap) is written by a forked child from a copy-on-write image of the store,
+ * the log having been moved to wal_path.old for the while, so the chain never waits for
+ * the disk beyond the log's group commit.  Restarting recovers: the snapshot, then
+ * wal_path.old if a snapshot was cut short, then the log.  A damaged log tail is cut and
+ * logged (a crash mid-write); a damaged snapshot or a gap between it and the log fails
+ * with PRISM_E_CORRUPT (or the snapshot's own error), never silently. */
 PRISM_API int gcs_replica_create(const gcs_replica_opts *opts, char *addr, size_t addr_len,
 				 gcs_replica **out);
 PRISM_API void gcs_replica_destroy(gcs_replica *r);
@@ -101,7 +114,8 @@ typedef struct gcs_master_opts {
  * successor and role, and then watches them: a replica whose link breaks or that misses
  * its heartbeats for timeout_ns is declared dead and cut out.  With opts->listen, the
  * bound address goes to addr (TRANSPORT_ADDR_MAX bytes) and clients fetch the
- * configuration there, and get it again on every change. */
+ * configuration there, and get it again on every change.  The replicas must have been
+ * created with opts.standby (they take their roles from the master). */
 PRISM_API int gcs_master_open(const gcs_master_opts *opts, char *addr, size_t addr_len,
 			      gcs_master **out);
 
