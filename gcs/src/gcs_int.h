@@ -43,6 +43,10 @@ enum {
 	GCS_M_CONFIG_GET = 21, /* client -> master: send the configuration, now and on change */
 	GCS_M_CONFIG = 22,     /* master -> client: u64 epoch, u32 shards, per shard: u32 n,
 			    * n x bytes address, head first */
+	GCS_M_REPL_RING = 23,  /* predecessor -> successor, after a WRITE of a batch into
+				* the successor's log ring: u64 offset, u32 length, u64 the
+				* ring position after it (skipped bytes at the wrap included) */
+	GCS_M_RING_FREED = 24, /* successor -> predecessor: u64 ring position consumed */
 };
 
 /* GCS_M_ROLE flags, only ever given, never taken.  HEAD: take client writes, and drop the

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/close_range.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,18 @@ struct gcs_replica {
 	 * the successor, and the one being received from the predecessor. */
 	uint8_t *tx, *rx;
 	size_t tx_len, tx_off, rx_len, rx_got;
+	/* Log rings, where the transport writes one-sided (verbs; softverbs): batches go by
+	 * RDMA WRITE into the successor's registered ring, and a small message (the
+	 * doorbell) says where.  ring_in takes the predecessor's; ring_out stages ours
+	 * (a WRITE's source must be registered).  Positions only grow; offset = pos % size. */
+	size_t ring_bytes;
+	uint8_t *ring_in, *ring_out;
+	transport_mr *ring_in_mr, *ring_out_mr;
+	uint64_t in_consumed, in_freed_sent;
+	bool peer_ring; /* the successor gave its ring */
+	transport_mr_desc peer;
+	uint64_t out_pos, out_freed;
+	gcs_replica_stats st;
 	transport_conn *next, *prev;
 	bool next_up;
 	bool next_ready; /* the successor said what it holds; batches may flow */
@@ -276,6 +289,46 @@ static void snapshot_reap(gcs_replica *r, bool wait)
 		  (unsigned long long)r->snap_seq);
 }
 
+/* A fresh registration (new key) for the ring a new predecessor writes into: a cut-out
+ * predecessor still writing with the old key is refused by the transport. */
+static int ring_in_register(gcs_replica *r)
+{
+	transport_dereg(r->ring_in_mr);
+	r->ring_in_mr = NULL;
+	r->in_consumed = r->in_freed_sent = 0;
+	return transport_reg(r->t, r->ring_in, r->ring_bytes, TRANSPORT_REMOTE_WRITE,
+			     &r->ring_in_mr);
+}
+
+static int rings_create(gcs_replica *r, size_t bytes)
+{
+	enum transport_backend b = transport_backend_of(r->t);
+	if (b != TRANSPORT_VERBS && b != TRANSPORT_SOFTVERBS)
+		return 0; /* over tcp a WRITE is a message anyway: batches go as messages */
+	r->ring_bytes = bytes ? bytes : GCS_RING_BYTES;
+	if (r->ring_bytes < 4096 || r->ring_bytes > TRANSPORT_MAX_MSG)
+		return -EINVAL;
+	for (int i = 0; i < 2; i++) {
+		void *m = mmap(NULL, r->ring_bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return -errno;
+		*(i ? &r->ring_out : &r->ring_in) = m;
+	}
+	int rc = transport_reg(r->t, r->ring_out, r->ring_bytes, 0, &r->ring_out_mr);
+	return rc ? rc : ring_in_register(r);
+}
+
+static void rings_destroy(gcs_replica *r)
+{
+	transport_dereg(r->ring_in_mr);
+	transport_dereg(r->ring_out_mr);
+	if (r->ring_in)
+		munmap(r->ring_in, r->ring_bytes);
+	if (r->ring_out)
+		munmap(r->ring_out, r->ring_bytes);
+}
+
 int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
 		       gcs_replica **out)
 {
@@ -301,6 +354,8 @@ int gcs_replica_create(const gcs_replica_opts *o, char *addr, size_t addr_len,
 			rc = recover(r);
 		}
 	}
+	if (rc == 0)
+		rc = rings_create(r, o->ring_bytes);
 	if (rc == 0)
 		rc = transport_listen(r->t, o->listen, addr, addr_len);
 	if (rc) {
@@ -340,6 +395,7 @@ void gcs_replica_destroy(gcs_replica *r)
 	prism_free(r->tx);
 	prism_free(r->rx);
 	gcs_wal_close(r->wal);
+	rings_destroy(r);
 	transport_destroy(r->t);
 	while (r->boxes) {
 		gcs_outbox *o = r->boxes;
@@ -364,11 +420,17 @@ const struct gcs_store *gcs_replica_store(const gcs_replica *r)
 	return r->store;
 }
 
+void gcs_replica_stats_get(const gcs_replica *r, gcs_replica_stats *out)
+{
+	*out = r->st;
+}
+
 int gcs_replica_set_next(gcs_replica *r, const char *next)
 {
 	if (next && r->next && strcmp(next, r->next_addr) == 0)
 		return 0; /* the same successor, still linked */
 	r->handover = r->give_tail = false;
+	r->peer_ring = false;
 	tx_drop(r);
 	if (r->next) {
 		outbox_drop(r, r->next);
@@ -628,19 +690,20 @@ static int on_get(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, co
 	return rc;
 }
 
-static int on_repl(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
+/* A batch (u32 n, n x (u64 seq, u32 len, op)) of blen bytes, from a message or the ring. */
+static int on_batch(gcs_replica *r, const uint8_t *p, size_t blen)
 {
-	if (h->len < 4)
+	if (blen < 4)
 		return PRISM_E_PROTO;
 	uint32_t n = prism_le32_load(p);
 	size_t off = 4;
 	for (uint32_t i = 0; i < n; i++) {
-		if (h->len - off < 12)
+		if (blen - off < 12)
 			return PRISM_E_TRUNCATED;
 		uint64_t seq = prism_le64_load(p + off);
 		uint32_t len = prism_le32_load(p + off + 8);
 		off += 12;
-		if (h->len - off < len)
+		if (blen - off < len)
 			return PRISM_E_TRUNCATED;
 		gcs_op op;
 		int rc = gcs_op_decode(p + off, len, &op);
@@ -656,7 +719,25 @@ static int on_repl(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 		}
 		off += len;
 	}
-	return off == h->len ? 0 : PRISM_E_PROTO;
+	return off == blen ? 0 : PRISM_E_PROTO;
+}
+
+/* The doorbell of a batch the predecessor wrote into our ring. */
+static int on_repl_ring(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
+{
+	if (h->len != 20 || !r->ring_in)
+		return PRISM_E_PROTO;
+	uint64_t off = prism_le64_load(p), after = prism_le64_load(p + 12);
+	uint32_t len = prism_le32_load(p + 8);
+	if (off > r->ring_bytes || len > r->ring_bytes - off || after < r->in_consumed ||
+	    after - r->in_consumed > r->ring_bytes)
+		return PRISM_E_PROTO;
+	int rc = on_batch(r, r->ring_in + off, len);
+	if (rc == 0) {
+		r->in_consumed = after;
+		r->st.ring_batches_in++;
+	}
+	return rc;
 }
 
 /* ---- a successor joins: it says what it holds; it gets the rest -------------------- */
@@ -777,17 +858,42 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 		r->prev = c;
 		r->is_head = false;
 		r->ack_sent = 0; /* a new predecessor hears our acknowledgement afresh */
-		uint8_t a[8];
+		uint8_t a[8 + TRANSPORT_MR_DESC_BYTES];
+		size_t n = 8;
 		prism_le64_store(a, gcs_store_seq(r->store));
-		return out(r, c, GCS_M_HAVE, 0, a, sizeof(a));
+		if (r->ring_in && ring_in_register(r) == 0) {
+			transport_mr_desc d;
+			transport_mr_desc_get(r->ring_in_mr, &d);
+			transport_mr_desc_encode(&d, a + 8, TRANSPORT_MR_DESC_BYTES);
+			n += TRANSPORT_MR_DESC_BYTES;
+		}
+		return out(r, c, GCS_M_HAVE, 0, a, n);
 	}
 	case GCS_M_HAVE:
-		return c == r->next && h->len == 8 ? on_have(r, prism_le64_load(p))
-						   : PRISM_E_PROTO;
+		if (c != r->next || (h->len != 8 && h->len != 8 + TRANSPORT_MR_DESC_BYTES))
+			return PRISM_E_PROTO;
+		r->peer_ring = false;
+		if (h->len > 8 && r->ring_out) {
+			if (transport_mr_desc_decode(p + 8, TRANSPORT_MR_DESC_BYTES,
+						     &r->peer) ||
+			    r->peer.len < 4096 || !(r->peer.access & TRANSPORT_REMOTE_WRITE))
+				return PRISM_E_PROTO;
+			r->peer_ring = true;
+			r->out_pos = r->out_freed = 0;
+		}
+		return on_have(r, prism_le64_load(p));
 	case GCS_M_STATE:
 		return c == r->prev ? on_state(r, h, p) : PRISM_E_PROTO;
 	case GCS_M_REPL:
-		return c == r->prev ? on_repl(r, h, p) : PRISM_E_PROTO;
+		return c == r->prev ? on_batch(r, p, h->len) : PRISM_E_PROTO;
+	case GCS_M_REPL_RING:
+		return c == r->prev ? on_repl_ring(r, h, p) : PRISM_E_PROTO;
+	case GCS_M_RING_FREED:
+		if (c != r->next || h->len != 8)
+			return PRISM_E_PROTO;
+		if (prism_le64_load(p) > r->out_freed && prism_le64_load(p) <= r->out_pos)
+			r->out_freed = prism_le64_load(p);
+		return 0;
 	case GCS_M_SUB:
 		return on_sub(r, c, h, p);
 	case GCS_M_UNSUB: {
@@ -874,6 +980,39 @@ static int answer_clients(gcs_replica *r)
 	return 0;
 }
 
+/* The batch to the successor: into its ring by WRITE plus a doorbell where it has one
+ * and there is room, else as a message. */
+static int ship(gcs_replica *r)
+{
+	uint64_t size = r->peer.len < r->ring_bytes ? r->peer.len : r->ring_bytes;
+	if (r->peer_ring && r->blen <= size / 2) {
+		uint64_t pos = r->out_pos, at = pos % size;
+		if (at + r->blen > size) { /* no room before the end: wrap */
+			pos += size - at;
+			at = 0;
+		}
+		uint64_t after = pos + r->blen;
+		if (after - r->out_freed <= size) {
+			memcpy(r->ring_out + at, r->batch, r->blen);
+			int rc = transport_write(r->next, r->ring_out + at, r->blen,
+						 r->peer.addr + at, r->peer.rkey, 0, 0);
+			if (rc)
+				return rc;
+			uint8_t d[20];
+			prism_le64_store(d, at);
+			prism_le32_store(d + 8, (uint32_t)r->blen);
+			prism_le64_store(d + 12, after);
+			r->out_pos = after;
+			r->st.ring_batches_out++;
+			r->st.ring_bytes_out += r->blen;
+			return out(r, r->next, GCS_M_REPL_RING, 0, d, sizeof(d));
+		}
+		r->st.ring_full++; /* the successor is behind: this batch goes as a message */
+	}
+	r->st.msg_batches_out++;
+	return out(r, r->next, GCS_M_REPL, 0, r->batch, r->blen);
+}
+
 static int flush(gcs_replica *r)
 {
 	int rc = r->wal ? gcs_wal_sync(r->wal) : 0;
@@ -890,7 +1029,7 @@ static int flush(gcs_replica *r)
 	}
 	if (r->bcount && r->next_up && r->next_ready) {
 		prism_le32_store(r->batch, r->bcount);
-		rc = out(r, r->next, GCS_M_REPL, 0, r->batch, r->blen);
+		rc = ship(r);
 		if (rc)
 			return rc;
 		/* Kept until the tail acknowledges it; the next batch gets a new buffer. */
@@ -911,6 +1050,14 @@ static int flush(gcs_replica *r)
 		r->give_tail = false;
 		if (r->serving)
 			stop_serving(r);
+	}
+	if (r->prev && r->in_consumed > r->in_freed_sent) {
+		uint8_t a[8];
+		prism_le64_store(a, r->in_consumed);
+		rc = out(r, r->prev, GCS_M_RING_FREED, 0, a, sizeof(a));
+		if (rc)
+			return rc;
+		r->in_freed_sent = r->in_consumed;
 	}
 	if (r->prev && r->acked > r->ack_sent) {
 		uint8_t a[8];
@@ -946,6 +1093,7 @@ static void on_closed(gcs_replica *r, transport_conn *c, int status)
 			  prism_strerror(status));
 		r->next = NULL;
 		r->next_up = false;
+		r->peer_ring = false;
 		tx_drop(r);
 	}
 	if (c == r->prev) {

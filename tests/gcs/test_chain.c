@@ -23,6 +23,11 @@ typedef struct chain {
 	gcs_client *c;
 } chain;
 
+/* The backend of every replica and client (each test runs in its own process), and the
+ * replicas' log ring size (0: the default). */
+static enum transport_backend backend = TRANSPORT_TCP;
+static size_t ring_bytes;
+
 static void poll_all(chain *ch)
 {
 	for (int i = 0; i < ch->n; i++)
@@ -36,7 +41,8 @@ static void make_chain(chain *ch, int n, const char *wal)
 	memset(ch, 0, sizeof(*ch));
 	ch->n = n;
 	ch->tail = n - 1;
-	gcs_replica_opts o = {.backend = TRANSPORT_TCP, .listen = "tcp://127.0.0.1:0"};
+	gcs_replica_opts o = {
+		.backend = backend, .listen = "tcp://127.0.0.1:0", .ring_bytes = ring_bytes};
 	memset(o.token, 4, sizeof(o.token));
 	for (int i = 0; i < n; i++) {
 		o.wal_path = i == 0 ? wal : NULL;
@@ -45,9 +51,8 @@ static void make_chain(chain *ch, int n, const char *wal)
 	}
 	for (int i = 0; i + 1 < n; i++)
 		cr_assert_eq(gcs_replica_set_next(ch->r[i], ch->addr[i + 1]), 0);
-	cr_assert_eq(
-		gcs_client_create(TRANSPORT_TCP, o.token, ch->addr[0], ch->addr[n - 1], &ch->c),
-		0);
+	cr_assert_eq(gcs_client_create(backend, o.token, ch->addr[0], ch->addr[n - 1], &ch->c),
+		     0);
 }
 
 static void free_chain(chain *ch)
@@ -112,6 +117,30 @@ static int compare_cb(uint8_t table, const uint8_t *key, size_t klen, const uint
 	return vl != vlen || memcmp(v, val, vlen) != 0 || ver != version;
 }
 
+/* Over a backend with one-sided writes, every replica but the tail shipped its batches
+ * into its successor's ring (none as messages unless the ring was full), and each
+ * successor took them from its ring. */
+static void check_rings(const chain *ch)
+{
+	if (backend == TRANSPORT_TCP)
+		return;
+	for (int i = 0; i + 1 < ch->n; i++) {
+		if (!ch->r[i])
+			continue;
+		gcs_replica_stats st;
+		gcs_replica_stats_get(ch->r[i], &st);
+		cr_assert_gt(st.ring_batches_out, 0,
+			     "replica %d wrote into its successor's ring", i);
+		cr_assert_eq(st.msg_batches_out, st.ring_full,
+			     "replica %d sent batches as messages with room in the ring", i);
+		cr_log_info("replica %d: %llu batches (%llu bytes) by WRITE, %llu as messages "
+			    "(ring full)",
+			    i, (unsigned long long)st.ring_batches_out,
+			    (unsigned long long)st.ring_bytes_out,
+			    (unsigned long long)st.msg_batches_out);
+	}
+}
+
 static void run_chain(int n)
 {
 	enum { KEYS = 300, WRITES = 3000, WINDOW = 64 };
@@ -162,6 +191,12 @@ static void run_chain(int n)
 		cr_assert_eq(
 			gcs_store_foreach(s, compare_cb, (void *)gcs_replica_store(ch.r[0])), 0,
 			"replica %d equals the head", i);
+	}
+	check_rings(&ch);
+	if (ring_bytes) {
+		gcs_replica_stats st;
+		gcs_replica_stats_get(ch.r[0], &st);
+		cr_assert_gt(st.ring_bytes_out, 4 * ring_bytes, "the ring wrapped many times");
 	}
 	free_chain(&ch);
 }
@@ -236,8 +271,13 @@ static void write_through(chain *ch, put_state *ps, int writes, int at, void (*r
 	}
 }
 
+static uint64_t cut_at_ring_in; /* the tail's ring batches when the middle died */
+
 static void cut_middle(chain *ch)
 {
+	gcs_replica_stats st;
+	gcs_replica_stats_get(ch->r[2], &st);
+	cut_at_ring_in = st.ring_batches_in;
 	kill_replica(ch, 1);
 	cr_assert_eq(gcs_replica_set_next(ch->r[0], ch->addr[2]), 0);
 }
@@ -290,5 +330,78 @@ Test(chain, a_dead_tail_is_cut_out)
 	cr_assert_eq(ps.failed, 0);
 	cr_assert(ps.tail_had_it);
 	check_survivors(&ch, 3000);
+	free_chain(&ch);
+}
+
+/* The same over softverbs: batches go by RDMA WRITE into the successor's log ring. */
+Test(chain, three_replicas_over_softverbs_ship_batches_by_write)
+{
+	backend = TRANSPORT_SOFTVERBS;
+	run_chain(3);
+}
+
+/* A 16 KiB ring: it wraps many times (at the wrap a batch that does not fit before the
+ * end goes to the start); the replicas still agree. */
+Test(chain, a_small_ring_wraps)
+{
+	backend = TRANSPORT_SOFTVERBS;
+	ring_bytes = 16384;
+	run_chain(3);
+}
+
+/* The middle dies over softverbs: the head writes into the tail's ring under a fresh
+ * registration. */
+Test(chain, a_dead_middle_replica_is_cut_out_over_softverbs)
+{
+	backend = TRANSPORT_SOFTVERBS;
+	chain ch;
+	make_chain(&ch, 3, NULL);
+	put_state ps = {.ch = &ch, .tail_had_it = true};
+	write_through(&ch, &ps, 3000, 1000, cut_middle);
+	cr_assert_eq(ps.failed, 0);
+	cr_assert(ps.tail_had_it);
+	check_survivors(&ch, 3000);
+	check_rings(&ch);
+	gcs_replica_stats st;
+	gcs_replica_stats_get(ch.r[2], &st);
+	cr_assert_gt(st.ring_batches_in, cut_at_ring_in,
+		     "after the cut the head wrote into the tail's ring");
+	free_chain(&ch);
+}
+
+/* The tail does not poll for a while: its ring fills, and the batches that find no room
+ * go as messages, in order; once it polls again everything converges. */
+Test(chain, a_full_ring_falls_back_to_messages)
+{
+	backend = TRANSPORT_SOFTVERBS;
+	ring_bytes = 16384;
+	chain ch;
+	make_chain(&ch, 2, NULL);
+	put_state ps = {.ch = &ch, .tail_had_it = false};
+	for (int i = 0; i < 50; i++) /* links up, the ring given */
+		poll_all(&ch);
+	int sent = 0;
+	for (int round = 0; round < 100; round++) {
+		for (int k = 0; k < 20; k++, sent++) {
+			char key[16];
+			snprintf(key, sizeof(key), "k%d", sent);
+			cr_assert_eq(gcs_client_put(ch.c, GCS_T_KV, key, strlen(key), "v", 1,
+						    on_put, &ps),
+				     0);
+		}
+		cr_assert_geq(gcs_client_poll(ch.c, 0), 0);
+		cr_assert_geq(gcs_replica_poll(ch.r[0], 100000), 0); /* the tail sleeps */
+	}
+	uint64_t end = prism_now_ns() + DEADLINE_NS;
+	while (ps.done < sent) {
+		cr_assert_lt(prism_now_ns(), end, "writes done: %d of %d", ps.done, sent);
+		poll_all(&ch);
+	}
+	cr_assert_eq(ps.failed, 0);
+	gcs_replica_stats st;
+	gcs_replica_stats_get(ch.r[0], &st);
+	cr_assert_gt(st.ring_full, 0, "the ring filled up");
+	cr_assert_gt(st.ring_batches_out, 0);
+	check_survivors(&ch, sent);
 	free_chain(&ch);
 }

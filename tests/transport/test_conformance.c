@@ -352,6 +352,18 @@ static void case_one_sided(enum transport_backend b)
 	cr_assert(memcmp(remote + (1u << 20), local + 4096, 2u << 20) == 0,
 		  "2 MiB WRITE landed");
 
+	/* A WRITE then a message: when the message arrives, the written bytes are in
+	 * place (the doorbell of a log ring relies on it, as on an RC queue pair). */
+	side_clear(&srv);
+	fill(local, 65536, 123);
+	cr_assert_eq(transport_write(cli.conn, local, 65536, d2.addr + 8192, d2.rkey, 10, 0),
+		     0);
+	cr_assert_eq(transport_send(cli.conn, "bell", 4, 11, 0), 0);
+	int want_r[2] = {TRANSPORT_EV_RECV, 1};
+	pump_until(&srv, &cli, has_n, want_r, "the doorbell");
+	cr_assert(memcmp(remote + 8192, local, 65536) == 0,
+		  "the WRITE is in place when the message after it arrives");
+
 	/* A local buffer outside every region is refused at post. */
 	cr_assert_eq(transport_read(cli.conn, unreg, 8, d2.addr, d2.rkey, 6, 0), -EINVAL);
 	cr_assert_eq(transport_read(cli.conn, local, 0, d2.addr, d2.rkey, 6, 0), -EINVAL);

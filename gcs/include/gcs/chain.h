@@ -22,6 +22,14 @@
  * A replica asked to do what its role is not refuses: PRISM_E_NOT_HEAD for a write,
  * PRISM_E_NOT_TAIL for a read or a subscription.
  *
+ * Replication.  Batches of log entries go down the chain by one-sided RDMA WRITE into
+ * the successor's registered log ring, followed by a small message that says where (the
+ * doorbell; the transport puts a WRITE in place before a later message arrives), where
+ * the transport writes one-sided (verbs; softverbs in tests); over tcp, and for a batch
+ * that finds the ring full or is larger than half of it, as messages.  The successor
+ * tells its predecessor how far it consumed the ring; every new predecessor gets a
+ * fresh registration, so a cut-out one can no longer write.
+ *
  * Messages are prism wire frames (base/wire.h) inside transport messages; every decoder
  * checks every length, and a peer that sends a malformed frame is dropped.
  *
@@ -65,7 +73,23 @@ typedef struct gcs_replica_opts {
 	 * master gives the role (or, for reads, the predecessor hands them over).  Without
 	 * it a replica starts as head and tail, for chains wired by hand. */
 	bool standby;
+	/* The log ring a predecessor writes batches into, on backends with one-sided writes
+	 * (verbs, softverbs); 0: GCS_RING_BYTES.  Unused over tcp. */
+	size_t ring_bytes;
 } gcs_replica_opts;
+
+/* 8 MiB: batches of a few hundred writes each, many in flight before the successor must
+ * free room. */
+#define GCS_RING_BYTES (8u << 20)
+
+/* What a replica has shipped, and how. */
+typedef struct gcs_replica_stats {
+	uint64_t ring_batches_out; /* batches written into the successor's ring */
+	uint64_t ring_bytes_out;
+	uint64_t msg_batches_out; /* batches sent as messages (tcp; no room in the ring) */
+	uint64_t ring_full;       /* of those, batches that found the ring full */
+	uint64_t ring_batches_in; /* batches the predecessor wrote into our ring */
+} gcs_replica_stats;
 
 /* Create a replica listening on opts->listen; its bound address is in addr
  * (TRANSPORT_ADDR_MAX bytes).  The caller owns *out.
@@ -88,6 +112,7 @@ PRISM_API int gcs_replica_set_next(gcs_replica *r, const char *next);
 PRISM_API int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns);
 /* The replica's store (borrowed), e.g. to compare replicas in tests. */
 PRISM_API const struct gcs_store *gcs_replica_store(const gcs_replica *r);
+PRISM_API void gcs_replica_stats_get(const gcs_replica *r, gcs_replica_stats *out);
 
 /* ---- configuration master ----------------------------------------------------------- */
 

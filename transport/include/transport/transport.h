@@ -31,7 +31,9 @@
  * rights only after the proof.
  *
  * Work and completions.  Sends, READs and WRITEs are posted on a link with a caller's
- * wr_id and complete in the order they were posted on that link.  A completion is
+ * wr_id and complete in the order they were posted on that link.  As on an RC queue
+ * pair, a WRITE posted before a send is in the peer's memory when the peer receives that
+ * message, so a message can announce data written just before it (a doorbell).  A completion is
  * reported as an event when the operation was posted with TRANSPORT_SIGNALED or when it
  * failed; as with verbs, a signalled completion means every earlier operation of that
  * link has completed too (selective signalling).  A send completes when its bytes have
