@@ -37,52 +37,83 @@
 
 static uint8_t token[TRANSPORT_TOKEN_BYTES];
 
-/* ---- the chain, in a child ---------------------------------------------------------- */
+/* ---- the chain, in children ------------------------------------------------------- */
 
-static pid_t start_chain(int n, char *head, char *tail)
+/* Serve replicas r[0..n) spinning until killed (bounded anyway). */
+static void serve(gcs_replica **r, int n)
 {
-	int pfd[2];
-	if (pipe(pfd) != 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(pfd[0]);
-		bench_pin_cpu(1);
-		gcs_replica *r[3];
-		char addr[3][TRANSPORT_ADDR_MAX];
-		gcs_replica_opts o = {.backend = TRANSPORT_TCP, .listen = "tcp://127.0.0.1:0"};
-		memcpy(o.token, token, sizeof(token));
+	uint64_t end = prism_now_ns() + 120ull * 1000000000ull;
+	for (unsigned long it = 0;; it++) {
+		/* The clock only every 4096 rounds: it was 10% of a profile. */
+		if ((it & 4095) == 0 && prism_now_ns() > end)
+			break;
 		for (int i = 0; i < n; i++)
-			if (gcs_replica_create(&o, addr[i], sizeof(addr[i]), &r[i]) != 0)
-				_exit(2);
-		for (int i = 0; i + 1 < n; i++)
-			if (gcs_replica_set_next(r[i], addr[i + 1]) != 0)
-				_exit(3);
-		if (write(pfd[1], addr[0], sizeof(addr[0])) != (ssize_t)sizeof(addr[0]) ||
-		    write(pfd[1], addr[n - 1], sizeof(addr[0])) != (ssize_t)sizeof(addr[0]))
+			if (gcs_replica_poll(r[i], 0) < 0)
+				_exit(5);
+	}
+	_exit(0);
+}
+
+/* A child serving replicas (successor next_addr for the last of them, or NULL) on `cpu`;
+ * writes each one's address to the pipe. */
+/* The backend of the chain being measured (tcp, or softverbs for the log-ring case). */
+static enum transport_backend chain_backend = TRANSPORT_TCP;
+
+static pid_t start_replicas(int n, int cpu, const char *next_addr, int wfd, int rfd)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	close(rfd);
+	bench_pin_cpu(cpu);
+	gcs_replica *r[3];
+	char addr[3][TRANSPORT_ADDR_MAX];
+	gcs_replica_opts o = {.backend = chain_backend, .listen = "tcp://127.0.0.1:0"};
+	memcpy(o.token, token, sizeof(token));
+	for (int i = 0; i < n; i++)
+		if (gcs_replica_create(&o, addr[i], sizeof(addr[i]), &r[i]) != 0)
+			_exit(2);
+	for (int i = 0; i + 1 < n; i++)
+		if (gcs_replica_set_next(r[i], addr[i + 1]) != 0)
+			_exit(3);
+	if (next_addr && gcs_replica_set_next(r[n - 1], next_addr) != 0)
+		_exit(3);
+	for (int i = 0; i < n; i++)
+		if (write(wfd, addr[i], sizeof(addr[i])) != (ssize_t)sizeof(addr[i]))
 			_exit(4);
-		/* Serve until killed; bounded anyway. */
-		uint64_t end = prism_now_ns() + 120ull * 1000000000ull;
-		for (unsigned long it = 0;; it++) {
-			/* The clock only every 4096 rounds: it was 10% of a profile. */
-			if ((it & 4095) == 0 && prism_now_ns() > end)
-				break;
-			for (int i = 0; i < n; i++)
-				if (gcs_replica_poll(r[i], 0) < 0)
-					_exit(5);
-		}
-		_exit(0);
+	serve(r, n);
+	return 0;
+}
+
+/* A chain of n replicas, spinning.  On a machine with a core for the client and one for
+ * each replica, each replica is its own process on its own core (CPU 1 + i), as chains
+ * run across machines; with fewer cores (this 2-vCPU VM) they share one process on
+ * CPU 1, polled in turn.  *layout says which.  pids[] gets the children (0 past them). */
+static int start_chain(int n, char *head, char *tail, pid_t *pids, const char **layout)
+{
+	bool apart = sysconf(_SC_NPROCESSORS_ONLN) >= n + 1;
+	*layout = apart ? "core_per_replica" : "shared_core";
+	int groups = apart ? n : 1, per = apart ? 1 : n;
+	char next[TRANSPORT_ADDR_MAX] = "";
+	for (int g = groups - 1; g >= 0; g--) { /* the tail first: its address is needed */
+		int pfd[2];
+		if (pipe(pfd) != 0)
+			return -1;
+		pids[g] = start_replicas(per, 1 + g, next[0] ? next : NULL, pfd[1], pfd[0]);
+		close(pfd[1]);
+		char addr[3][TRANSPORT_ADDR_MAX];
+		bool ok = pids[g] > 0;
+		for (int i = 0; ok && i < per; i++)
+			ok = read(pfd[0], addr[i], TRANSPORT_ADDR_MAX) == TRANSPORT_ADDR_MAX;
+		close(pfd[0]);
+		if (!ok)
+			return -1;
+		if (g == groups - 1)
+			memcpy(tail, addr[per - 1], TRANSPORT_ADDR_MAX);
+		memcpy(next, addr[0], TRANSPORT_ADDR_MAX);
 	}
-	close(pfd[1]);
-	bool ok = read(pfd[0], head, TRANSPORT_ADDR_MAX) == TRANSPORT_ADDR_MAX &&
-		  read(pfd[0], tail, TRANSPORT_ADDR_MAX) == TRANSPORT_ADDR_MAX;
-	close(pfd[0]);
-	if (!ok) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return pid;
+	memcpy(head, next, TRANSPORT_ADDR_MAX);
+	return 0;
 }
 
 static void stop(pid_t pid)
@@ -468,25 +499,37 @@ out:
 
 /* ---- the suite --------------------------------------------------------------------- */
 
-static void report(const struct bench_opts *o, const char *name, double ops, prism_hist *h)
+static void report(const struct bench_opts *o, const char *name, double ops, prism_hist *h,
+		   const char *layout)
 {
-	struct bench_field f[] = {{"ops_per_s", ops, NULL}, {"window", WINDOW, NULL}};
-	bench_report_latency(o, SUITE, name, h, f, 2);
+	struct bench_field f[] = {
+		{"ops_per_s", ops, NULL}, {"window", WINDOW, NULL}, {"layout", 0, layout}};
+	bench_report_latency(o, SUITE, name, h, f, layout ? 3 : 2);
+}
+
+static void stop_all(pid_t *pids)
+{
+	for (int i = 0; i < 3; i++)
+		if (pids[i] > 0)
+			stop(pids[i]);
 }
 
 static int gcs_case(const struct bench_opts *o, int r, bool get, double *ops)
 {
 	char head[TRANSPORT_ADDR_MAX], tail[TRANSPORT_ADDR_MAX], name[32];
-	pid_t pid = start_chain(r, head, tail);
-	if (pid < 0)
+	pid_t pids[3] = {0};
+	const char *layout;
+	if (start_chain(r, head, tail, pids, &layout) != 0) {
+		stop_all(pids);
 		return -1;
+	}
 	gcs_client *c;
 	prism_hist *h;
-	int rc = gcs_client_create(TRANSPORT_TCP, token, head, tail, &c);
+	int rc = gcs_client_create(chain_backend, token, head, tail, &c);
 	if (rc == 0 && prism_hist_create(&h) != 0)
 		rc = -ENOMEM;
 	if (rc) {
-		stop(pid);
+		stop_all(pids);
 		return -1;
 	}
 	if (get) {
@@ -497,12 +540,16 @@ static int gcs_case(const struct bench_opts *o, int r, bool get, double *ops)
 		prism_hist_destroy(warm);
 	}
 	*ops = run_gcs(c, get, h);
-	snprintf(name, sizeof(name), get ? "get" : "put_r%d", r);
+	const char *sv = chain_backend == TRANSPORT_SOFTVERBS ? "_softverbs" : "";
+	if (get)
+		snprintf(name, sizeof(name), "get%s", sv);
+	else
+		snprintf(name, sizeof(name), "put_r%d%s", r, sv);
 	if (*ops > 0)
-		report(o, name, *ops, h);
+		report(o, name, *ops, h, layout);
 	prism_hist_destroy(h);
 	gcs_client_destroy(c);
-	stop(pid);
+	stop_all(pids);
 	return *ops > 0 ? 0 : -1;
 }
 
@@ -532,7 +579,7 @@ static int redis_case(const struct bench_opts *o, bool get, double *ops)
 		close(fd);
 	}
 	if (*ops > 0)
-		report(o, get ? "redis_get" : "redis_set", *ops, h);
+		report(o, get ? "redis_get" : "redis_set", *ops, h, NULL);
 	prism_hist_destroy(h);
 	stop(pid);
 	return *ops > 0 ? 0 : -1;
@@ -549,6 +596,12 @@ int bench_gcs(const struct bench_opts *o)
 	for (int r = 1; r <= 3; r++)
 		rc |= gcs_case(o, r, false, &put[r]);
 	rc |= gcs_case(o, 3, true, &get);
+	/* The same chain over softverbs: batches go by WRITE into the successors' log
+	 * rings, as on an RDMA cluster. */
+	double put_sv = 0;
+	chain_backend = TRANSPORT_SOFTVERBS;
+	rc |= gcs_case(o, 3, false, &put_sv);
+	chain_backend = TRANSPORT_TCP;
 	rc |= redis_case(o, false, &rset);
 	rc |= redis_case(o, true, &rget);
 	double each[FO_EVENTS] = {0};
