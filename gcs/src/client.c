@@ -923,3 +923,93 @@ int gcs_client_poll(gcs_client *c, int64_t timeout_ns)
 		done += expire(c, now);
 	return done;
 }
+
+/* ---- synchronous wrappers ------------------------------------------------------------ */
+
+typedef struct sync_put {
+	bool done;
+	int status;
+	uint64_t seq;
+} sync_put;
+
+static void sync_put_cb(void *arg, int status, uint64_t seq)
+{
+	sync_put *w = arg;
+	w->done = true;
+	w->status = status;
+	w->seq = seq;
+}
+
+/* Poll until *done; the client's own timeout bounds every request. */
+static int wait_done(gcs_client *c, const bool *done)
+{
+	while (!*done) {
+		int rc = gcs_client_poll(c, 1000000);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int gcs_client_put_sync(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+			const void *value, size_t value_len, uint64_t *seq)
+{
+	sync_put w = {0};
+	int rc = gcs_client_put(c, table, key, key_len, value, value_len, sync_put_cb, &w);
+	if (rc == 0)
+		rc = wait_done(c, &w.done);
+	if (rc == 0)
+		rc = w.status;
+	if (seq)
+		*seq = rc ? 0 : w.seq;
+	return rc;
+}
+
+typedef struct sync_get {
+	bool done;
+	int status;
+	uint8_t *value;
+	size_t len;
+	uint64_t version;
+} sync_get;
+
+static void sync_get_cb(void *arg, int status, const uint8_t *value, size_t len,
+			uint64_t version)
+{
+	sync_get *w = arg;
+	w->done = true;
+	w->status = status;
+	if (status)
+		return;
+	w->value = prism_malloc(len ? len : 1);
+	if (!w->value) {
+		w->status = -ENOMEM;
+		return;
+	}
+	if (len)
+		memcpy(w->value, value, len);
+	w->len = len;
+	w->version = version;
+}
+
+int gcs_client_get_sync(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+			uint8_t **value, size_t *len, uint64_t *version)
+{
+	*value = NULL;
+	*len = 0;
+	sync_get w = {0};
+	int rc = gcs_client_get(c, table, key, key_len, sync_get_cb, &w);
+	if (rc == 0)
+		rc = wait_done(c, &w.done);
+	if (rc == 0)
+		rc = w.status;
+	if (rc) {
+		prism_free(w.value);
+		return rc;
+	}
+	*value = w.value;
+	*len = w.len;
+	if (version)
+		*version = w.version;
+	return 0;
+}

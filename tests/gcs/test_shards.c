@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "gcs/chain.h"
 #include "gcs/record.h"
@@ -180,4 +181,27 @@ Test(shards, a_table_subscription_hears_every_shard_in_order_per_key)
 	cr_assert_eq(gcs_client_unsubscribe(sub, id1), 0);
 	gcs_client_destroy(w);
 	gcs_client_destroy(sub);
+}
+
+/* The synchronous wrappers: a write and its read back, a missing key, and a record a
+ * typed table refuses (it takes only valid records of its kind). */
+Test(shards, sync_wrappers_write_read_and_refuse)
+{
+	gcs_client *c = open_client();
+	uint64_t seq = 0;
+	cr_assert_eq(gcs_client_put_sync(c, GCS_T_KV, "alpha", 5, "one", 3, &seq), 0);
+	cr_assert_gt(seq, 0);
+	uint8_t *v;
+	size_t len;
+	uint64_t ver;
+	cr_assert_eq(gcs_client_get_sync(c, GCS_T_KV, "alpha", 5, &v, &len, &ver), 0);
+	cr_assert(len == 3 && memcmp(v, "one", 3) == 0);
+	cr_assert_eq(ver, seq, "the version is the seq of the write");
+	prism_free(v);
+	cr_assert_eq(gcs_client_get_sync(c, GCS_T_KV, "nothing", 7, &v, &len, NULL), -ENOENT);
+	cr_assert_null(v);
+	int rc = gcs_client_put_sync(c, GCS_T_NODE, "n1", 2, "not a node record", 17, NULL);
+	cr_assert_lt(rc, 0, "a typed table refuses what is not its record");
+	cr_assert_neq(rc, PRISM_E_TIMEOUT);
+	gcs_client_destroy(c);
 }

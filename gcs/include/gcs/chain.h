@@ -195,6 +195,14 @@ PRISM_API int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size
 			     const void *value, size_t value_len, gcs_put_cb cb, void *arg);
 PRISM_API int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size_t key_len,
 			     gcs_get_cb cb, void *arg);
+/* The same, waiting (polling this client) for the answer: the request's status.  put:
+ * *seq (may be NULL) is the write's log position.  get: *value is a copy the caller frees
+ * with prism_free() (-ENOENT for a missing key); version may be NULL.  Callbacks of other
+ * requests run meanwhile. */
+PRISM_API int gcs_client_put_sync(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+				  const void *value, size_t value_len, uint64_t *seq);
+PRISM_API int gcs_client_get_sync(gcs_client *c, uint8_t table, const void *key, size_t key_len,
+				  uint8_t **value, size_t *len, uint64_t *version);
 /* Pub/sub.  A subscription (to one key, or to a whole table with key NULL) delivers
  * every change the tail applies, in log order, through cb from gcs_client_poll():
  * status 0 with seq, kind (GCS_OP_PUT or GCS_OP_DEL), key and value.  Each delivery is
