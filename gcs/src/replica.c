@@ -289,6 +289,31 @@ static void snapshot_reap(gcs_replica *r, bool wait)
 		  (unsigned long long)r->snap_seq);
 }
 
+/* The store was replaced by an image: the image becomes the snapshot and a fresh log
+ * follows it, here and now (a state transfer is rare, and this replica is catching up
+ * anyway).  A crash between the two steps recovers the same: the old log's entries are
+ * all at or below the image's seq. */
+static int persist_image(gcs_replica *r)
+{
+	char snap[4096], old[4096];
+	snapshot_reap(r, true); /* a snapshot of the store we replaced is worthless */
+	int rc = path_with(r, ".snap", snap, sizeof(snap));
+	if (rc == 0)
+		rc = path_with(r, ".old", old, sizeof(old));
+	if (rc == 0)
+		rc = gcs_store_snapshot(r->store, snap);
+	if (rc == 0)
+		rc = gcs_wal_reset(r->wal, gcs_store_seq(r->store));
+	if (rc == 0 && unlink(old) == 0)
+		rc = gcs__sync_dir(old);
+	if (rc)
+		PRISM_LOG(PRISM_LOG_ERROR, LOGM,
+			  "cannot put the received image on disk at %s: %s", snap,
+			  prism_strerror(rc));
+	r->snap_seq = gcs_store_seq(r->store);
+	return rc;
+}
+
 /* A fresh registration (new key) for the ring a new predecessor writes into: a cut-out
  * predecessor still writing with the old key is refused by the transport. */
 static int ring_in_register(gcs_replica *r)
@@ -832,8 +857,20 @@ static int on_state(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 		prism_free(img);
 		return 0;
 	}
-	if (rc == 0 && gcs_store_seq(r->store) != 0)
-		rc = PRISM_E_PROTO; /* behind but not empty: cannot merge */
+	if (rc == 0 && gcs_store_seq(r->store) != 0) {
+		/* Behind but not empty (the whole chain restarted, and we had less than
+		 * our predecessor): our history is a prefix of its, so its image replaces
+		 * our store whole. */
+		PRISM_LOG(PRISM_LOG_INFO, LOGM,
+			  "replacing the store (seq %llu) by the image (seq %llu)",
+			  (unsigned long long)gcs_store_seq(r->store), (unsigned long long)seq);
+		gcs_store *fresh;
+		rc = gcs_store_create(&fresh);
+		if (rc == 0) {
+			gcs_store_destroy(r->store);
+			r->store = fresh;
+		}
+	}
 	if (rc == 0)
 		rc = gcs_store_load_buf(r->store, img, r->rx_len);
 	prism_free(img);
@@ -841,9 +878,7 @@ static int on_state(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 		return rc;
 	if (r->is_tail)
 		r->acked = seq;
-	/* The log starts after the image: put the image on disk beside it. */
-	snapshot_start(r);
-	return 0;
+	return r->wal ? persist_image(r) : 0;
 }
 
 static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)

@@ -21,17 +21,21 @@ static uint8_t token[TRANSPORT_TOKEN_BYTES];
 static pid_t kids[PROCS_MAX];
 static char addr[PROCS_MAX][TRANSPORT_ADDR_MAX];
 
-/* Replica process i on the given backend; it serves (sleeping in its poll) until
+/* Replica process i on the given backend (with a log at wal, snapshots every 500
+ * entries, or in memory for NULL); it serves (sleeping in its poll) until
  * killed, or for PROCS_DEADLINE_NS.  Its address lands in addr[i]. */
-static inline void spawn_replica_on(int i, enum transport_backend backend)
+static inline void spawn_replica_full(int i, enum transport_backend backend, const char *wal)
 {
 	int pfd[2];
 	cr_assert_eq(pipe(pfd), 0);
 	kids[i] = fork();
 	if (kids[i] == 0) {
 		close(pfd[0]);
-		gcs_replica_opts o = {
-			.backend = backend, .listen = "tcp://127.0.0.1:0", .standby = true};
+		gcs_replica_opts o = {.backend = backend,
+				      .listen = "tcp://127.0.0.1:0",
+				      .standby = true,
+				      .wal_path = wal,
+				      .snapshot_every = 500};
 		memcpy(o.token, token, sizeof(token));
 		gcs_replica *r;
 		char a[TRANSPORT_ADDR_MAX];
@@ -51,7 +55,7 @@ static inline void spawn_replica_on(int i, enum transport_backend backend)
 
 static inline void spawn_replica(int i)
 {
-	spawn_replica_on(i, TRANSPORT_TCP);
+	spawn_replica_full(i, TRANSPORT_TCP, NULL);
 }
 
 static inline void kill_kid(int i)
