@@ -291,91 +291,20 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /* ---- the token --------------------------------------------------------------------- */
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* 32 raw bytes, or 64 hex digits and an optional newline; anything else is refused. */
 static int read_token(const char *path, uint8_t token[TRANSPORT_TOKEN_BYTES])
 {
-	uint8_t buf[2 * TRANSPORT_TOKEN_BYTES + 3];
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		fprintf(stderr, PROG ": token file %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	size_t n = fread(buf, 1, sizeof(buf), f);
-	bool err = ferror(f);
-	struct stat st;
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-		fprintf(stderr,
-			PROG ": warning: token file %s is readable by others (mode %03o); "
-			     "chmod 600 it\n",
-			path, (unsigned)(st.st_mode & 0777));
-	fclose(f);
-	if (err) {
-		fprintf(stderr, PROG ": token file %s: read error\n", path);
-		return -1;
-	}
-	if (n == TRANSPORT_TOKEN_BYTES) {
-		memcpy(token, buf, n);
-	} else if (n == 2 * TRANSPORT_TOKEN_BYTES ||
-		   (n == 2 * TRANSPORT_TOKEN_BYTES + 1 && buf[n - 1] == '\n')) {
-		for (size_t i = 0; i < TRANSPORT_TOKEN_BYTES; i++) {
-			int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
-			if (hi < 0 || lo < 0) {
-				fprintf(stderr,
-					PROG
-					": token file %s: 64 characters but not hex digits\n",
-					path);
-				return -1;
-			}
-			token[i] = (uint8_t)(hi << 4 | lo);
-		}
-	} else {
-		fprintf(stderr,
-			PROG ": token file %s: expected exactly 32 raw bytes or 64 hex digits "
-			     "(and a newline), found %s%zu bytes\n",
-			path, n == sizeof(buf) ? "at least " : "", n);
-		return -1;
-	}
-	static const uint8_t zero[TRANSPORT_TOKEN_BYTES];
-	if (memcmp(token, zero, sizeof(zero)) == 0) {
-		fprintf(stderr, PROG ": token file %s: an all-zero token is refused\n", path);
-		return -1;
-	}
-	return 0;
+	char why[512];
+	if (transport_token_load(path, token, why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, PROG ": %s\n", why);
+	return -1;
 }
 
 static int gen_token(const char *path)
 {
-	uint8_t token[TRANSPORT_TOKEN_BYTES];
-	if (getrandom(token, sizeof(token), 0) != (ssize_t)sizeof(token)) {
-		fprintf(stderr, PROG ": gen-token: getrandom: %s\n", strerror(errno));
-		return 1;
-	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, PROG ": gen-token: %s: %s%s\n", path, strerror(errno),
-			errno == EEXIST ? " (refusing to overwrite a token)" : "");
-		return 1;
-	}
-	ssize_t w = write(fd, token, sizeof(token));
-	int rc = w == (ssize_t)sizeof(token) && fsync(fd) == 0 ? 0 : -errno;
-	if (close(fd) != 0 && rc == 0)
-		rc = -errno;
-	explicit_bzero(token, sizeof(token));
-	if (rc) {
-		fprintf(stderr, PROG ": gen-token: writing %s: %s\n", path,
-			w >= 0 && w < (ssize_t)sizeof(token) ? "short write" : strerror(-rc));
-		unlink(path);
+	char why[512];
+	if (transport_token_create(path, why, sizeof(why)) != 0) {
+		fprintf(stderr, PROG ": gen-token: %s\n", why);
 		return 1;
 	}
 	fprintf(stderr,

@@ -1013,3 +1013,8 @@ int gcs_client_get_sync(gcs_client *c, uint8_t table, const void *key, size_t ke
 		*version = w.version;
 	return 0;
 }
+
+int gcs_client_fd(const gcs_client *c)
+{
+	return transport_fd(c->t);
+}

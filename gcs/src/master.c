@@ -427,3 +427,8 @@ int gcs_master_chain(const gcs_master *m, char (*addrs)[TRANSPORT_ADDR_MAX], int
 {
 	return gcs_master_shard_chain(m, 0, addrs, max);
 }
+
+int gcs_master_fd(const gcs_master *m)
+{
+	return transport_fd(m->t);
+}

@@ -1183,3 +1183,8 @@ int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns)
 	int rc = flush(r);
 	return rc ? rc : handled;
 }
+
+int gcs_replica_fd(const gcs_replica *r)
+{
+	return transport_fd(r->t);
+}

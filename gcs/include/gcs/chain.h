@@ -62,6 +62,7 @@ extern "C" {
 
 typedef struct gcs_replica gcs_replica;
 typedef struct gcs_client gcs_client;
+typedef struct gcs_master gcs_master;
 
 typedef struct gcs_replica_opts {
 	enum transport_backend backend;
@@ -113,10 +114,13 @@ PRISM_API int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns);
 /* The replica's store (borrowed), e.g. to compare replicas in tests. */
 PRISM_API const struct gcs_store *gcs_replica_store(const gcs_replica *r);
 PRISM_API void gcs_replica_stats_get(const gcs_replica *r, gcs_replica_stats *out);
+/* An fd readable when gcs_replica_poll() has work (a node loop watches it); borrowed.
+ * The same for the master and the client. */
+PRISM_API int gcs_replica_fd(const gcs_replica *r);
+PRISM_API int gcs_master_fd(const gcs_master *m);
+PRISM_API int gcs_client_fd(const gcs_client *c);
 
 /* ---- configuration master ----------------------------------------------------------- */
-
-typedef struct gcs_master gcs_master;
 
 /* 64 shards: a cluster's control state spread over up to 64 chains. */
 #define GCS_MAX_SHARDS 64

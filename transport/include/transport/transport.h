@@ -235,6 +235,18 @@ PRISM_API void transport_mr_desc_get(const transport_mr *mr, transport_mr_desc *
 PRISM_API int transport_mr_desc_encode(const transport_mr_desc *d, uint8_t *buf, size_t len);
 PRISM_API int transport_mr_desc_decode(const uint8_t *buf, size_t len, transport_mr_desc *out);
 
+/* ---- the cluster token in a file --------------------------------------------------- */
+
+/* Load the token: the file holds exactly 32 raw bytes, or 64 hex digits and an optional
+ * newline; an all-zero token is refused (PRISM_E_CONFIG), a file others may read is
+ * accepted with a logged warning.  why (may be NULL) gets a sentence for the user on
+ * failure.  -errno for the file system. */
+PRISM_API int transport_token_load(const char *path, uint8_t token[TRANSPORT_TOKEN_BYTES],
+				   char *why, size_t why_len);
+/* Write a new random token (getrandom) to path, mode 0600; -EEXIST rather than overwrite
+ * one. */
+PRISM_API int transport_token_create(const char *path, char *why, size_t why_len);
+
 /* ---- progress ---------------------------------------------------------------------- */
 
 /* Submit posted work, serve peers, and return up to max events into evs.  timeout_ns 0:
