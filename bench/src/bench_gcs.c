@@ -16,9 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -39,17 +43,41 @@ static uint8_t token[TRANSPORT_TOKEN_BYTES];
 
 /* ---- the chain, in children ------------------------------------------------------- */
 
-/* Serve replicas r[0..n) spinning until killed (bounded anyway). */
-static void serve(gcs_replica **r, int n)
+/* The profile of a chain: per replica, the TSC cycles spent in polls that handled
+ * something (the replica's own work, not its idle spinning), in memory shared with the
+ * parent.  With every replica on one core, this is what says how fast each would go on a
+ * core of its own. */
+static struct busy {
+	_Atomic uint64_t cycles[3];
+} * busy;
+
+static inline uint64_t tsc(void)
+{
+#if defined(__x86_64__)
+	return __rdtsc();
+#else
+	return prism_now_ns();
+#endif
+}
+
+/* Serve replicas r[0..n) (the first is chain position `first`) spinning until killed
+ * (bounded anyway). */
+static void serve(gcs_replica **r, int n, int first)
 {
 	uint64_t end = prism_now_ns() + 120ull * 1000000000ull;
 	for (unsigned long it = 0;; it++) {
 		/* The clock only every 4096 rounds: it was 10% of a profile. */
 		if ((it & 4095) == 0 && prism_now_ns() > end)
 			break;
-		for (int i = 0; i < n; i++)
-			if (gcs_replica_poll(r[i], 0) < 0)
+		for (int i = 0; i < n; i++) {
+			uint64_t t0 = tsc();
+			int rc = gcs_replica_poll(r[i], 0);
+			if (rc < 0)
 				_exit(5);
+			if (rc > 0)
+				atomic_fetch_add_explicit(&busy->cycles[first + i], tsc() - t0,
+							  memory_order_relaxed);
+		}
 	}
 	_exit(0);
 }
@@ -59,7 +87,7 @@ static void serve(gcs_replica **r, int n)
 /* The backend of the chain being measured (tcp, or softverbs for the log-ring case). */
 static enum transport_backend chain_backend = TRANSPORT_TCP;
 
-static pid_t start_replicas(int n, int cpu, const char *next_addr, int wfd, int rfd)
+static pid_t start_replicas(int n, int first, int cpu, const char *next_addr, int wfd, int rfd)
 {
 	pid_t pid = fork();
 	if (pid != 0)
@@ -81,7 +109,7 @@ static pid_t start_replicas(int n, int cpu, const char *next_addr, int wfd, int 
 	for (int i = 0; i < n; i++)
 		if (write(wfd, addr[i], sizeof(addr[i])) != (ssize_t)sizeof(addr[i]))
 			_exit(4);
-	serve(r, n);
+	serve(r, n, first);
 	return 0;
 }
 
@@ -99,7 +127,8 @@ static int start_chain(int n, char *head, char *tail, pid_t *pids, const char **
 		int pfd[2];
 		if (pipe(pfd) != 0)
 			return -1;
-		pids[g] = start_replicas(per, 1 + g, next[0] ? next : NULL, pfd[1], pfd[0]);
+		pids[g] = start_replicas(per, g * per, 1 + g, next[0] ? next : NULL, pfd[1],
+					 pfd[0]);
 		close(pfd[1]);
 		char addr[3][TRANSPORT_ADDR_MAX];
 		bool ok = pids[g] > 0;
@@ -516,6 +545,13 @@ static void stop_all(pid_t *pids)
 
 static int gcs_case(const struct bench_opts *o, int r, bool get, double *ops)
 {
+	if (!busy) {
+		void *m = mmap(NULL, sizeof(*busy), PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return -1;
+		busy = m;
+	}
 	char head[TRANSPORT_ADDR_MAX], tail[TRANSPORT_ADDR_MAX], name[32];
 	pid_t pids[3] = {0};
 	const char *layout;
@@ -539,14 +575,33 @@ static int gcs_case(const struct bench_opts *o, int r, bool get, double *ops)
 		run_gcs(c, false, warm);
 		prism_hist_destroy(warm);
 	}
+	for (int i = 0; i < 3; i++)
+		atomic_store(&busy->cycles[i], 0);
+	uint64_t t0 = tsc();
 	*ops = run_gcs(c, get, h);
+	double cycles = (double)(tsc() - t0);
 	const char *sv = chain_backend == TRANSPORT_SOFTVERBS ? "_softverbs" : "";
 	if (get)
 		snprintf(name, sizeof(name), "get%s", sv);
 	else
 		snprintf(name, sizeof(name), "put_r%d%s", r, sv);
-	if (*ops > 0)
+	if (*ops > 0 && !get) {
+		/* Each replica's own work per write: its busy share of the run over the rate. */
+		struct bench_field f[3 + 3];
+		char names[3][24];
+		int nf = 0;
+		f[nf++] = (struct bench_field){"ops_per_s", *ops, NULL};
+		f[nf++] = (struct bench_field){"window", WINDOW, NULL};
+		f[nf++] = (struct bench_field){"layout", 0, layout};
+		for (int i = 0; i < r; i++) {
+			snprintf(names[i], sizeof(names[i]), "busy_ns_per_op_%d", i);
+			double share = (double)atomic_load(&busy->cycles[i]) / cycles;
+			f[nf++] = (struct bench_field){names[i], share * 1e9 / *ops, NULL};
+		}
+		bench_report_latency(o, SUITE, name, h, f, nf);
+	} else if (*ops > 0) {
 		report(o, name, *ops, h, layout);
+	}
 	prism_hist_destroy(h);
 	gcs_client_destroy(c);
 	stop_all(pids);
