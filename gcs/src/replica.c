@@ -99,7 +99,6 @@ struct gcs_replica {
 	/* Outboxes (each link's context) with frames to send at the end of this poll. */
 	gcs_outbox **dirty;
 	size_t ndirty, dirty_cap;
-	bool ndirty_sent;  /* this poll's flush sent something */
 	gcs_outbox *boxes; /* every link's outbox */
 	/* Subscriptions (served at the tail, which holds only acknowledged writes). */
 	struct sub {
@@ -1111,7 +1110,6 @@ static int flush(gcs_replica *r)
 		if (frc && !rc)
 			rc = frc;
 	}
-	r->ndirty_sent = r->ndirty != 0;
 	r->ndirty = 0;
 	return rc;
 }
@@ -1183,10 +1181,6 @@ int gcs_replica_poll(gcs_replica *r, int64_t timeout_ns)
 		}
 	}
 	int rc = flush(r);
-	/* What this poll queued leaves now, not at the next poll: a replica sharing its
-	 * thread with others (or a node loop) would otherwise hold it a whole round. */
-	if (rc == 0 && r->ndirty_sent)
-		rc = transport_flush(r->t);
 	return rc ? rc : handled;
 }
 
