@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/wire.h"
 #include "gcs/chain.h"
+#include "gcs/record.h"
 #include "gcs/store.h"
 #include "gcs_int.h"
 
@@ -52,12 +53,21 @@ typedef struct req {
 	uint64_t off; /* the payload's virtual offset in its shard's keep */
 	uint32_t len;
 	uint16_t shard;
-	uint8_t type; /* GCS_M_PUT or GCS_M_GET */
+	uint8_t type; /* GCS_M_PUT, GCS_M_GET or GCS_M_SCAN */
 	bool sent;    /* queued on the shard's current head (PUT) or tail (GET) clink */
 	gcs_put_cb put_cb;
 	gcs_get_cb get_cb;
+	struct scan *scan; /* GCS_M_SCAN: the scan this shard's part belongs to */
 	void *arg;
 } req;
+
+/* A scan of one table: one request per shard, one completion for all. */
+struct scan {
+	gcs_scan_each each;
+	gcs_scan_done done;
+	void *arg;
+	int remaining, status;
+};
 
 typedef struct csub {
 	uint64_t id;
@@ -502,12 +512,57 @@ static void untrack(gcs_client *c, uint32_t at)
 	prism_fifo_pop(&c->reqs, NULL);
 }
 
+/* One shard's part of a scan ended: the scan completes with the first error once every
+ * part has. */
+static void scan_part(struct scan *sc, int status)
+{
+	if (status && !sc->status)
+		sc->status = status;
+	if (--sc->remaining)
+		return;
+	if (sc->done)
+		sc->done(sc->arg, sc->status);
+	prism_free(sc);
+}
+
 static void complete(const req *q, int status, const uint8_t *v, size_t vlen, uint64_t x)
 {
-	if (q->type == GCS_M_GET && q->get_cb)
+	if (q->type == GCS_M_SCAN)
+		scan_part(q->scan, status);
+	else if (q->type == GCS_M_GET && q->get_cb)
 		q->get_cb(q->arg, status, v, vlen, x);
 	else if (q->type == GCS_M_PUT && q->put_cb)
 		q->put_cb(q->arg, status, x);
+}
+
+int gcs_client_scan(gcs_client *c, uint8_t table, gcs_scan_each each, gcs_scan_done done,
+		    void *arg)
+{
+	if (table < GCS_T_NODE || table > GCS_T_KV || !done)
+		return -EINVAL;
+	struct scan *sc = prism_calloc(1, sizeof(*sc));
+	int rc = sc ? scratch(c, 1) : -ENOMEM;
+	if (rc) {
+		prism_free(sc);
+		return rc;
+	}
+	*sc = (struct scan){.each = each, .done = done, .arg = arg, .remaining = c->nshards};
+	for (int s = 0; s < c->nshards; s++) {
+		c->buf[0] = table;
+		rc = start(c, GCS_M_SCAN, s, 1, NULL, NULL, NULL);
+		if (rc) {
+			/* The parts already started complete it; the rest count as failed. */
+			sc->remaining -= c->nshards - s - 1;
+			if (s == 0) {
+				prism_free(sc);
+				return rc;
+			}
+			scan_part(sc, rc);
+			return 0;
+		}
+		((req *)prism_fifo_at(&c->reqs, c->reqs.len - 1))->scan = sc;
+	}
+	return 0;
 }
 
 /* ---- subscriptions ------------------------------------------------------------------ */
@@ -648,11 +703,12 @@ static clink *retarget(gcs_client *c, int s, clink *cur, char *cur_addr, const c
 	return link_open(c, addr, s);
 }
 
-static void unsend(gcs_client *c, int s, int type)
+/* Requests of shard s for its head (PUTs) or its tail (GETs, scans) wait for a new link. */
+static void unsend(gcs_client *c, int s, bool head)
 {
 	for (uint32_t i = 0; i < c->reqs.len; i++) {
 		req *r = prism_fifo_at(&c->reqs, i);
-		if (r->shard == s && r->type == type)
+		if (r->shard == s && (r->type == GCS_M_PUT) == head)
 			r->sent = false;
 	}
 }
@@ -708,9 +764,9 @@ static int on_config(gcs_client *c, const prism_wire_hdr *h, const uint8_t *p)
 		sh->head = nh;
 		sh->tail = nt;
 		if (nh != oh)
-			unsend(c, s, GCS_M_PUT);
+			unsend(c, s, true);
 		if (nt != ot) {
-			unsend(c, s, GCS_M_GET);
+			unsend(c, s, false);
 			for (size_t i = 0; i < c->nsubs; i++)
 				c->subs[i].sent &= ~(1ull << s);
 		}
@@ -724,6 +780,33 @@ static int on_config(gcs_client *c, const prism_wire_hdr *h, const uint8_t *p)
 }
 
 /* ---- answers ------------------------------------------------------------------------ */
+
+/* A scan answer's entries, checked whole before any reaches the callback. */
+static int scan_entries(const req *q, const uint8_t *p, size_t len)
+{
+	uint32_t n = prism_le32_load(p + 4);
+	size_t off = 8;
+	for (int pass = 0; pass < 2; pass++) {
+		off = 8;
+		for (uint32_t i = 0; i < n; i++) {
+			if (len - off < 4)
+				return PRISM_E_PROTO;
+			uint32_t kl = prism_le32_load(p + off);
+			if (len - off - 4 < (size_t)kl + 4)
+				return PRISM_E_PROTO;
+			uint32_t vl = prism_le32_load(p + off + 4 + kl);
+			if (len - off - 8 - kl < (size_t)vl + 8)
+				return PRISM_E_PROTO;
+			if (pass && q->scan->each)
+				q->scan->each(q->scan->arg, p + off + 4, kl, p + off + 8 + kl,
+					      vl, prism_le64_load(p + off + 8 + kl + vl));
+			off += 16 + (size_t)kl + vl;
+		}
+		if (off != len)
+			return PRISM_E_PROTO;
+	}
+	return 0;
+}
 
 static int on_answer(void *arg, transport_conn *tc, const prism_wire_hdr *h, const uint8_t *p)
 {
@@ -745,6 +828,8 @@ static int on_answer(void *arg, transport_conn *tc, const prism_wire_hdr *h, con
 	else if (h->type == GCS_M_GET_OK && r->type == GCS_M_GET && h->len >= 16 &&
 		 h->len == 16 + (size_t)prism_le32_load(p + 12))
 		status = (int)prism_le32_load(p);
+	else if (h->type == GCS_M_SCAN_OK && r->type == GCS_M_SCAN && h->len >= 8)
+		status = (int)prism_le32_load(p);
 	else
 		return PRISM_E_PROTO;
 	if (c->master && (status == PRISM_E_NOT_HEAD || status == PRISM_E_NOT_TAIL)) {
@@ -754,7 +839,7 @@ static int on_answer(void *arg, transport_conn *tc, const prism_wire_hdr *h, con
 		if (status == PRISM_E_NOT_HEAD) {
 			int s = r->shard;
 			link_close(c, l);
-			unsend(c, s, GCS_M_PUT);
+			unsend(c, s, true);
 		} else {
 			r->sent = false;
 		}
@@ -762,11 +847,18 @@ static int on_answer(void *arg, transport_conn *tc, const prism_wire_hdr *h, con
 		return 0;
 	}
 	req q = *r;
+	if (q.type == GCS_M_SCAN && status == 0) {
+		int rc = scan_entries(&q, p, h->len);
+		if (rc)
+			return rc;
+	}
 	untrack(c, at);
 	if (q.type == GCS_M_PUT)
 		complete(&q, status, NULL, 0, prism_le64_load(p + 4));
-	else
+	else if (q.type == GCS_M_GET)
 		complete(&q, status, p + 16, prism_le32_load(p + 12), prism_le64_load(p + 4));
+	else
+		complete(&q, status, NULL, 0, 0);
 	return 0;
 }
 

@@ -47,7 +47,13 @@ enum {
 				* the successor's log ring: u64 offset, u32 length, u64 the
 				* ring position after it (skipped bytes at the wrap included) */
 	GCS_M_RING_FREED = 24, /* successor -> predecessor: u64 ring position consumed */
+	GCS_M_SCAN = 25,       /* client -> tail.  req_id; u8 table */
+	GCS_M_SCAN_OK = 26,    /* tail -> client.  req_id; i32 status, u32 n, n x (bytes key,
+			     * bytes value, u64 version) */
 };
+
+/* 16 MiB: the most one shard answers to a scan (more: PRISM_E_TOO_BIG, nothing sent). */
+#define GCS_SCAN_MAX (16u << 20)
 
 /* GCS_M_ROLE flags, only ever given, never taken.  HEAD: take client writes, and drop the
  * predecessor (it was cut out).  SERVE: serve reads and subscriptions (the tail; an added
@@ -71,6 +77,8 @@ typedef struct gcs_outbox {
 	uint8_t *buf;
 	size_t len, cap;
 	bool dirty;                     /* on its owner's list of outboxes to flush */
+	bool refused;                   /* a replica refused a write on this link (not the
+					 * head): it refuses every later one too */
 	struct gcs_outbox *prev, *next; /* its owner's list of every outbox */
 } gcs_outbox;
 

@@ -661,11 +661,19 @@ static int apply(gcs_replica *r, uint64_t seq, const uint8_t *p, size_t n, const
 
 static int on_put(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
 {
-	if (!r->is_head) {
+	gcs_outbox *o = transport_conn_ctx(c);
+	if (!r->is_head || (o && o->refused)) {
+		/* Once refused, every later write on the link is refused too, even if this
+		 * replica becomes the head meanwhile: the client resends them all in order on
+		 * a new link, so a later write is never applied before an earlier one (which
+		 * would make the earlier one look like a duplicate). */
 		uint8_t a[12];
 		prism_le32_store(a, (uint32_t)PRISM_E_NOT_HEAD);
 		prism_le64_store(a + 4, 0);
-		return out(r, c, GCS_M_PUT_OK, h->req_id, a, sizeof(a));
+		int rc = out(r, c, GCS_M_PUT_OK, h->req_id, a, sizeof(a));
+		if ((o = transport_conn_ctx(c)) != NULL)
+			o->refused = true;
+		return rc;
 	}
 	gcs_op op;
 	int rc = gcs_op_decode(p, h->len, &op);
@@ -748,6 +756,68 @@ static int on_batch(gcs_replica *r, const uint8_t *p, size_t blen)
 }
 
 /* The doorbell of a batch the predecessor wrote into our ring. */
+/* A scan: every entry of one table, in one answer (up to GCS_SCAN_MAX). */
+typedef struct scan_buf {
+	uint8_t table;
+	uint8_t *p;
+	size_t len, cap;
+	uint32_t n;
+} scan_buf;
+
+static int scan_visit(uint8_t table, const uint8_t *key, size_t klen, const uint8_t *val,
+		      size_t vlen, uint64_t version, void *arg)
+{
+	scan_buf *b = arg;
+	if (table != b->table)
+		return 0;
+	size_t need = b->len + 4 + klen + 4 + vlen + 8;
+	if (need > GCS_SCAN_MAX)
+		return PRISM_E_TOO_BIG;
+	if (need > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *q = prism_realloc(b->p, cap);
+		if (!q)
+			return -ENOMEM;
+		b->p = q;
+		b->cap = cap;
+	}
+	uint8_t *o = b->p + b->len;
+	prism_le32_store(o, (uint32_t)klen);
+	memcpy(o + 4, key, klen);
+	prism_le32_store(o + 4 + klen, (uint32_t)vlen);
+	if (vlen)
+		memcpy(o + 8 + klen, val, vlen);
+	prism_le64_store(o + 8 + klen + vlen, version);
+	b->len = need;
+	b->n++;
+	return 0;
+}
+
+static int on_scan(gcs_replica *r, transport_conn *c, const prism_wire_hdr *h, const uint8_t *p)
+{
+	if (h->len != 1 || p[0] < GCS_T_NODE || p[0] > GCS_T_KV)
+		return PRISM_E_PROTO;
+	scan_buf b = {.table = p[0], .len = 8};
+	int status = r->serving ? 0 : PRISM_E_NOT_TAIL;
+	b.p = prism_malloc(4096);
+	b.cap = b.p ? 4096 : 0;
+	if (!b.p)
+		return -ENOMEM;
+	if (status == 0)
+		status = gcs_store_foreach(r->store, scan_visit, &b);
+	if (status) { /* an error answers with no entries */
+		b.len = 8;
+		b.n = 0;
+	}
+	prism_le32_store(b.p, (uint32_t)status);
+	prism_le32_store(b.p + 4, b.n);
+	int rc = status == -ENOMEM ? status : out(r, c, GCS_M_SCAN_OK, h->req_id, b.p, b.len);
+	prism_free(b.p);
+	return rc;
+}
+
 static int on_repl_ring(gcs_replica *r, const prism_wire_hdr *h, const uint8_t *p)
 {
 	if (h->len != 20 || !r->ring_in)
@@ -889,6 +959,8 @@ static int on_frame(void *arg, transport_conn *c, const prism_wire_hdr *h, const
 		return on_put(r, c, h, p);
 	case GCS_M_GET:
 		return on_get(r, c, h, p);
+	case GCS_M_SCAN:
+		return on_scan(r, c, h, p);
 	case GCS_M_CHAIN_HELLO: {
 		r->prev = c;
 		r->is_head = false;

@@ -205,3 +205,49 @@ Test(shards, sync_wrappers_write_read_and_refuse)
 	cr_assert_neq(rc, PRISM_E_TIMEOUT);
 	gcs_client_destroy(c);
 }
+
+typedef struct scanned {
+	int n, bad, done, status;
+} scanned;
+
+static void on_each(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+		    uint64_t version)
+{
+	scanned *s = arg;
+	s->n++;
+	/* Each key's value is its own name (write_read's convention). */
+	s->bad += klen != vlen || memcmp(key, val, klen) != 0 || version == 0;
+}
+
+static void on_done(void *arg, int status)
+{
+	scanned *s = arg;
+	s->done++;
+	s->status = status;
+}
+
+/* A scan reads a whole table from every shard's tail: every key once, nothing of other
+ * tables. */
+Test(shards, a_scan_reads_a_whole_table_across_shards)
+{
+	write_read(-1);
+	gcs_client *c = open_client();
+	cr_assert_eq(gcs_client_put_sync(c, GCS_T_JOB, "not-a-job", 9, "x", 1, NULL) < 0, true,
+		     "a typed table refuses junk, so the job table stays empty");
+	scanned kv = {0}, job = {0};
+	cr_assert_eq(gcs_client_scan(c, GCS_T_KV, on_each, on_done, &kv), 0);
+	cr_assert_eq(gcs_client_scan(c, GCS_T_JOB, on_each, on_done, &job), 0);
+	uint64_t end = prism_now_ns() + PROCS_DEADLINE_NS;
+	while (kv.done == 0 || job.done == 0) {
+		cr_assert_lt(prism_now_ns(), end);
+		cr_assert_geq(gcs_client_poll(c, 1000000), 0);
+	}
+	cr_assert_eq(kv.done, 1, "one completion for all shards");
+	cr_assert_eq(kv.status, 0);
+	cr_assert_eq(kv.n, KEYS);
+	cr_assert_eq(kv.bad, 0);
+	cr_assert_eq(job.status, 0);
+	cr_assert_eq(job.n, 0);
+	cr_assert_eq(gcs_client_scan(c, 0, on_each, on_done, &kv), -EINVAL);
+	gcs_client_destroy(c);
+}

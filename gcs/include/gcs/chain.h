@@ -207,6 +207,15 @@ PRISM_API int gcs_client_put_sync(gcs_client *c, uint8_t table, const void *key,
 				  const void *value, size_t value_len, uint64_t *seq);
 PRISM_API int gcs_client_get_sync(gcs_client *c, uint8_t table, const void *key, size_t key_len,
 				  uint8_t **value, size_t *len, uint64_t *version);
+/* Every entry of a table, read at each shard's tail: each(arg, key, value, version) per
+ * entry (borrowed for the call), then done(arg, status) once every shard answered (the
+ * first error, e.g. PRISM_E_TOO_BIG for a shard holding more than 16 MiB of the table).
+ * Entries come shard by shard, each shard's as of one moment. */
+typedef void (*gcs_scan_each)(void *arg, const uint8_t *key, size_t key_len,
+			      const uint8_t *value, size_t value_len, uint64_t version);
+typedef void (*gcs_scan_done)(void *arg, int status);
+PRISM_API int gcs_client_scan(gcs_client *c, uint8_t table, gcs_scan_each each,
+			      gcs_scan_done done, void *arg);
 /* Pub/sub.  A subscription (to one key, or to a whole table with key NULL) delivers
  * every change the tail applies, in log order, through cb from gcs_client_poll():
  * status 0 with seq, kind (GCS_OP_PUT or GCS_OP_DEL), key and value.  Each delivery is
