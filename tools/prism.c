@@ -1,5 +1,6 @@
 /* prism — the command line: start, stop and inspect a node, as `ray start/stop/status`. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -18,14 +19,20 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: prism COMMAND [--address PATH] [OPTIONS]\n\n"
+		"usage: prism COMMAND [--socket PATH] [OPTIONS]\n\n"
 		"commands:\n"
 		"  start   start a node in the background and print its address\n"
-		"          (--foreground: run it here; other options go to prismd, see\n"
-		"          `prismd --help`)\n"
+		"          --head: start a cluster (the GCS runs on this node; others join\n"
+		"                  at --port, 6390 by default); prints how to join\n"
+		"          --address HOST:PORT: join the cluster whose head is there (needs\n"
+		"                  the head's token: --token-file F, or cluster.token beside\n"
+		"                  the socket)\n"
+		"          --foreground: run it here; other options go to prismd, see\n"
+		"          `prismd --help`\n"
 		"  stop    stop the node\n"
-		"  status  show the node's workers, leases, queues and tasks\n\n"
-		"The address is the node's socket: --address, else PRISM_ADDRESS, else\n"
+		"  status  show the node's workers, leases, queues and tasks, and every node\n"
+		"          of its cluster with resources, load, object store and liveness\n\n"
+		"The node's socket: --socket, else PRISM_ADDRESS, else\n"
 		"$TMPDIR/prism-UID/node.sock.  Programs attach with prism_init() given that\n"
 		"address, or PRISM_ADDRESS=... in their environment.\n");
 }
@@ -69,6 +76,34 @@ static int find_prismd(char *out, size_t len)
 	}
 	snprintf(out, len, "prismd"); /* from PATH */
 	return 0;
+}
+
+static void print_join(const char *addr);
+
+/* After `prism start --address`: wait until the node says it joined (or could not). */
+static int wait_joined(const char *addr, pid_t pid, const char *logpath)
+{
+	static char buf[SCHED_WIRE_MAX_PAYLOAD + 1];
+	for (int i = 0; i < 1000; i++) { /* up to 10 s */
+		int st;
+		if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr,
+				"prism start: the node could not join the cluster; %s says:\n",
+				logpath);
+			print_tail(logpath, 3);
+			return 1;
+		}
+		if (tool_request(addr, SCHED_W_STATUS, buf, sizeof(buf)) ==
+		    SCHED_W_STATUS_REPLY) {
+			char *line = strstr(buf, "cluster: ");
+			if (line && strstr(line, ", joined,") &&
+			    strstr(line, ", joined,") < strchr(line, '\n'))
+				return 0;
+		}
+		sleep_ms(10);
+	}
+	fprintf(stderr, "prism start: the node did not join within 10 s; see %s\n", logpath);
+	return 1;
 }
 
 static int cmd_start(const char *addr, int argc, char **argv, int foreground)
@@ -125,6 +160,15 @@ static int cmd_start(const char *addr, int argc, char **argv, int foreground)
 		}
 		if (tool_request(addr, SCHED_W_STATUS, buf, sizeof(buf)) ==
 		    SCHED_W_STATUS_REPLY) {
+			bool head = false, join = false;
+			for (int a = 0; a < argc; a++) {
+				head |= strcmp(argv[a], "--head") == 0;
+				join |= strcmp(argv[a], "--cluster-address") == 0;
+			}
+			if ((head || join) && wait_joined(addr, pid, logpath) != 0)
+				return 1;
+			if (head)
+				print_join(addr);
 			printf("prism node started: pid %d, address %s\n"
 			       "  attach with:  PRISM_ADDRESS=%s  (or prism_init with "
 			       ".address)\n"
@@ -137,6 +181,30 @@ static int cmd_start(const char *addr, int argc, char **argv, int foreground)
 	}
 	fprintf(stderr, "prism start: the node did not answer within 10 s; see %s\n", logpath);
 	return 1;
+}
+
+/* The head tells how to join: its GCS address and the token file. */
+static void print_join(const char *addr)
+{
+	static char buf[SCHED_WIRE_MAX_PAYLOAD + 1];
+	if (tool_request(addr, SCHED_W_STATUS, buf, sizeof(buf)) != SCHED_W_STATUS_REPLY)
+		return;
+	char *gcs = strstr(buf, ", GCS tcp://");
+	if (!gcs)
+		return;
+	gcs += strlen(", GCS tcp://");
+	int m = (int)strcspn(gcs, "\n");
+	char token[4200];
+	snprintf(token, sizeof(token), "%s", addr);
+	char *slash = strrchr(token, '/');
+	if (slash)
+		snprintf(slash + 1, sizeof(token) - (size_t)(slash + 1 - token),
+			 "cluster.token");
+	printf("prism cluster started: nodes join at %.*s\n"
+	       "  join from another host with:\n"
+	       "    prism start --address %.*s --token-file %s\n"
+	       "  (copy %s there first: it is the cluster's secret)\n",
+	       m, gcs, m, gcs, token, token);
 }
 
 static int cmd_stop(const char *addr)
@@ -180,15 +248,22 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[1], *given = NULL;
 	int foreground = 0, rest = 0;
-	char **pass = calloc((size_t)argc, sizeof(*pass));
+	char **pass = calloc((size_t)argc * 2 + 1, sizeof(*pass));
 	if (!pass)
 		return 1;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
-		} else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
+		} else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
 			given = argv[++i];
+		} else if (strcmp(cmd, "start") == 0 && strcmp(argv[i], "--address") == 0 &&
+			   i + 1 < argc) {
+			pass[rest++] = "--cluster-address";
+			pass[rest++] = argv[++i];
+		} else if (strcmp(cmd, "start") == 0 && strcmp(argv[i], "--head") == 0) {
+			pass[rest++] = "--head";
+			pass[rest++] = "true";
 		} else if (strcmp(argv[i], "--foreground") == 0) {
 			foreground = 1;
 		} else if (strcmp(cmd, "start") == 0) {

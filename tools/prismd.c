@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "common.h"
 #include "sched/node.h"
+#include "transport/transport.h"
 
 static sched_node *node;
 
@@ -63,7 +64,75 @@ static const prism_cfg_key schema[] = {
 	 .min = "0ns",
 	 .max = "1s",
 	 .help = "how long idle workers spin before they sleep"},
+	{.name = "head",
+	 .type = PRISM_CFG_BOOL,
+	 .def = "false",
+	 .help = "start a cluster: serve the GCS here; other nodes join at --port"},
+	{.name = "port",
+	 .type = PRISM_CFG_INT,
+	 .def = "6390",
+	 .min = "1",
+	 .max = "65535",
+	 .help = "the head's port for nodes joining the cluster"},
+	{.name = "cluster_address",
+	 .type = PRISM_CFG_STRING,
+	 .def = "",
+	 .help = "join the cluster whose head is at HOST:PORT"},
+	{.name = "node_ip",
+	 .type = PRISM_CFG_STRING,
+	 .def = "",
+	 .help = "the IP other nodes reach this one at (default: the route to the head)"},
+	{.name = "token_file",
+	 .type = PRISM_CFG_STRING,
+	 .def = "",
+	 .help = "the cluster token (default: cluster.token beside the socket; the head "
+		 "creates it)"},
+	{.name = "node_timeout",
+	 .type = PRISM_CFG_DURATION,
+	 .def = "3s",
+	 .min = "100ms",
+	 .max = "1h",
+	 .help = "a node without a heartbeat this long is declared dead (on the head)"},
+	{.name = "gcs_wal",
+	 .type = PRISM_CFG_STRING,
+	 .def = "",
+	 .help = "the head's GCS log (snapshots beside it); empty: in memory"},
 };
+
+/* The cluster token: given, else cluster.token in the socket's directory, which the head
+ * creates when it is missing.  0, or 2 with the reason printed. */
+static int cluster_token(const char *given, bool head, const char *socket_path, uint8_t *token,
+			 char *used, size_t used_len)
+{
+	char why[512];
+	if (given && *given) {
+		snprintf(used, used_len, "%s", given);
+	} else {
+		snprintf(used, used_len, "%s", socket_path);
+		char *slash = strrchr(used, '/');
+		if (slash)
+			snprintf(slash + 1, used_len - (size_t)(slash + 1 - used),
+				 "cluster.token");
+		else
+			snprintf(used, used_len, "cluster.token");
+	}
+	if (head && access(used, F_OK) != 0) {
+		if (transport_token_create(used, why, sizeof(why)) != 0) {
+			fprintf(stderr, "prismd: cluster token: %s\n", why);
+			return 2;
+		}
+		fprintf(stderr,
+			"prismd: created the cluster token %s (mode 0600); nodes that join "
+			"need a copy\n",
+			used);
+	}
+	if (transport_token_load(used, token, why, sizeof(why)) != 0) {
+		fprintf(stderr, "prismd: %s%s\n", why,
+			head ? "" : " (copy the head's token file here, or give --token-file)");
+		return 2;
+	}
+	return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -145,6 +214,22 @@ static int run(prism_cfg *cfg, const char *path)
 	prism_cfg_get_int(cfg, "max_workers", &maxw);
 	prism_cfg_get_int(cfg, "num_cpus", &cpus);
 	prism_cfg_get_duration_ns(cfg, "spin", &spin);
+	bool head = false;
+	int64_t port, node_timeout;
+	const char *join = NULL, *node_ip = NULL, *token_file = NULL, *gcs_wal = NULL;
+	prism_cfg_get_bool(cfg, "head", &head);
+	prism_cfg_get_int(cfg, "port", &port);
+	prism_cfg_get_str(cfg, "cluster_address", &join);
+	prism_cfg_get_str(cfg, "node_ip", &node_ip);
+	prism_cfg_get_str(cfg, "token_file", &token_file);
+	prism_cfg_get_duration_ns(cfg, "node_timeout", &node_timeout);
+	prism_cfg_get_str(cfg, "gcs_wal", &gcs_wal);
+	if (head && join && *join) {
+		fprintf(stderr,
+			"prismd: --head and --cluster-address exclude each other: a node "
+			"starts a cluster or joins one\n");
+		return 2;
+	}
 	struct sched_node_opts o = {.socket_path = path,
 				    .objstore_bytes = (uint64_t)store,
 				    .num_workers = (uint32_t)workers,
@@ -152,7 +237,17 @@ static int run(prism_cfg *cfg, const char *path)
 				    .ncpus = (uint32_t)cpus,
 				    .num_gpus = (uint32_t)gpus,
 				    .resources = res && *res ? res : NULL,
-				    .spin_ns = (uint64_t)spin};
+				    .spin_ns = (uint64_t)spin,
+				    .head = head,
+				    .port = (uint16_t)port,
+				    .cluster_address = join && *join ? join : NULL,
+				    .node_ip = node_ip && *node_ip ? node_ip : NULL,
+				    .node_timeout_ns = (uint64_t)node_timeout,
+				    .gcs_wal = gcs_wal && *gcs_wal ? gcs_wal : NULL};
+	char token_path[4200];
+	if ((head || o.cluster_address) &&
+	    cluster_token(token_file, head, path, o.token, token_path, sizeof(token_path)))
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	int rc = sched_node_create(&o, &node);
 	if (rc) {

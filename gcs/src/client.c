@@ -97,6 +97,7 @@ struct gcs_client {
 	clink *master; /* NULL: a fixed chain, and a broken link fails its requests */
 	uint64_t epoch;
 	bool have_config, ask;
+	int master_err; /* why the master's link broke, once it has */
 	uint64_t ask_at;
 	csub *subs;
 	size_t nsubs, subs_cap;
@@ -347,6 +348,10 @@ int gcs_client_open(const gcs_client_opts *o, gcs_client **out)
 		return -EINVAL;
 	}
 	rc = gcs__out(&c->master->ob, GCS_M_CONFIG_GET, 0, NULL, 0);
+	if (rc == 0 && o->nowait) {
+		*out = c;
+		return 0;
+	}
 	uint64_t end = prism_now_ns() + c->timeout_ns;
 	while (rc == 0 && !c->have_config) {
 		rc = gcs_client_poll(c, 1000000);
@@ -390,6 +395,13 @@ void gcs_client_destroy(gcs_client *c)
 size_t gcs_client_pending(const gcs_client *c)
 {
 	return c->reqs.len;
+}
+
+bool gcs_client_ready(const gcs_client *c, int *err)
+{
+	if (err)
+		*err = c->have_config ? 0 : c->master_err;
+	return c->have_config;
 }
 
 int gcs_client_shards(const gcs_client *c)
@@ -445,6 +457,8 @@ static int start(gcs_client *c, int type, int s, size_t n, gcs_put_cb put_cb, gc
 int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size_t key_len,
 		   const void *value, size_t value_len, gcs_put_cb cb, void *arg)
 {
+	if (!c->nshards)
+		return -EAGAIN; /* no configuration yet (gcs_client_ready()) */
 	if (!key || !key_len || key_len > GCS_STORE_KEY_MAX || value_len > GCS_STORE_VALUE_MAX)
 		return -EINVAL;
 	gcs_op op = {.kind = value ? GCS_OP_PUT : GCS_OP_DEL,
@@ -468,6 +482,8 @@ int gcs_client_put(gcs_client *c, uint8_t table, const void *key, size_t key_len
 int gcs_client_get(gcs_client *c, uint8_t table, const void *key, size_t key_len, gcs_get_cb cb,
 		   void *arg)
 {
+	if (!c->nshards)
+		return -EAGAIN; /* no configuration yet (gcs_client_ready()) */
 	if (!key || !key_len || key_len > GCS_STORE_KEY_MAX)
 		return -EINVAL;
 	int rc = scratch(c, 1 + 4 + key_len);
@@ -540,6 +556,8 @@ int gcs_client_scan(gcs_client *c, uint8_t table, gcs_scan_each each, gcs_scan_d
 {
 	if (table < GCS_T_NODE || table > GCS_T_KV || !done)
 		return -EINVAL;
+	if (!c->nshards)
+		return -EAGAIN;
 	struct scan *sc = prism_calloc(1, sizeof(*sc));
 	int rc = sc ? scratch(c, 1) : -ENOMEM;
 	if (rc) {
@@ -626,6 +644,8 @@ int gcs_client_subscribe(gcs_client *c, uint8_t table, const void *key, size_t k
 {
 	if (!cb || !id || (key && (!key_len || key_len > GCS_STORE_KEY_MAX)))
 		return -EINVAL;
+	if (!c->nshards)
+		return -EAGAIN;
 	if (c->nsubs == c->subs_cap) {
 		size_t cap = c->subs_cap ? c->subs_cap * 2 : 8;
 		csub *v = prism_realloc(c->subs, cap * sizeof(*v));
@@ -870,6 +890,7 @@ static void on_closed(gcs_client *c, clink *l, int status)
 		PRISM_LOG(PRISM_LOG_WARN, LOGM, "lost the GCS master %s: %s", l->addr,
 			  prism_strerror(status));
 		c->master = NULL;
+		c->master_err = status ? status : PRISM_E_PEER_GONE;
 		/* Without a master nothing can be repaired: fail what waits. */
 		for (int s = 0; s < c->nshards; s++)
 			link_close(c, c->sh[s].head), link_close(c, c->sh[s].tail);

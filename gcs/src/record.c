@@ -72,6 +72,9 @@ static const struct field node_fields[] = {
 	FIELD(K_U64, gcs_node_rec, heartbeat_ns, 0),
 	FIELD(K_U32, gcs_node_rec, load, 0),
 	FIELD(K_STATE, gcs_node_rec, state, GCS_NODE_DEAD),
+	ARRAY(gcs_node_rec, available, n_available, resource_layout),
+	FIELD(K_U64, gcs_node_rec, store_used, 0),
+	FIELD(K_U64, gcs_node_rec, store_capacity, 0),
 };
 
 static const struct field object_fields[] = {

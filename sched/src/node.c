@@ -165,7 +165,14 @@ int node__attach_rings(struct sched_node *n, uint32_t slot)
 
 static void conn_free(void *arg)
 {
-	prism_free(arg);
+	struct conn *c = arg;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->node->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	prism_free(c);
 }
 
 static void conn_close(struct conn *c)
@@ -454,7 +461,12 @@ static void on_listen(prism_loop_io *io, int status, unsigned events, void *arg)
 				prism_loop_io_close(c->io, NULL, NULL);
 			close(fd);
 			prism_free(c);
+			continue;
 		}
+		c->next = n->conns;
+		if (n->conns)
+			n->conns->prev = c;
+		n->conns = c;
 	}
 }
 
@@ -620,6 +632,9 @@ int sched_node_create(const struct sched_node_opts *opts, sched_node **out)
 			    prism_strerror(rc));
 		goto fail;
 	}
+	rc = cluster__start(n);
+	if (rc)
+		goto fail;
 	*out = n;
 	return 0;
 fail:
@@ -634,7 +649,7 @@ int sched_node_run(sched_node *n)
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	return n->fatal;
 }
 
 void sched_node_stop(sched_node *n)
@@ -660,14 +675,17 @@ void sched_node_destroy(sched_node *n)
 		prism_ring_destroy(cl->up);
 		prism_ring_destroy(cl->down);
 		prism_free(cl->backlog);
-		if (cl->conn && cl->conn->fd >= 0)
-			close(cl->conn->fd); /* the loop's destroy frees the watch and conn */
 	}
+	/* Every connection still open (clients', and a CLI's, such as the `prism stop`
+	 * that got us here) closes; the loop's destroy then frees them. */
+	for (struct conn *c = n->conns; c; c = c->next)
+		conn_close(c);
 	/* Reap what we killed so no zombie outlives the node. */
 	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++)
 		if (n->cl[i].kind == SCHED_KIND_WORKER && n->cl[i].pid > 0)
 			waitpid(n->cl[i].pid, NULL, 0);
 	prism_loop_destroy(n->loop);
+	cluster__stop(n);
 	if (n->listen_fd >= 0) {
 		close(n->listen_fd);
 		unlink(n->socket_path);
@@ -716,6 +734,7 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 	    (unsigned long long)failed);
 	ctl__status_leases(n, buf, len, &off);
 	actors__status(n, buf, len, &off);
+	cluster__status(n, buf, len, &off);
 	struct objstore_stats os_st;
 	if (n->os && objstore_get_stats(n->os, &os_st) == 0)
 		OUT("object store: %.1f MiB used of %.1f MiB, %llu objects (table holds %llu), "

@@ -29,7 +29,8 @@ struct conn {
 	struct sched_node *node;
 	int fd;
 	prism_loop_io *io;
-	int slot; /* the client it belongs to, or -1 */
+	int slot;                 /* the client it belongs to, or -1 */
+	struct conn *prev, *next; /* the node's list of every connection */
 	size_t len;
 	uint8_t buf[NODE_CONN_BUF];
 };
@@ -102,11 +103,21 @@ struct sched_node {
 	uint64_t leases_granted, workers_spawned, workers_died;
 	volatile int stop_requested;
 	bool had_driver;
+	struct node_cluster *cluster; /* cluster.c; NULL for a lone node */
+	struct conn *conns;           /* every socket connection, until freed */
+	int fatal;                    /* why the node stopped on its own (sched_node_run) */
 };
 
 /* node.c */
 void node__client_gone(struct sched_node *n, uint32_t slot, const char *why);
 int node__attach_rings(struct sched_node *n, uint32_t slot);
+
+/* cluster.c: the node's part in a cluster (GCS on the head, registration, heartbeats,
+ * the view of every node).  start: 0 at once for a lone node. */
+int cluster__start(struct sched_node *n);
+void cluster__stop(struct sched_node *n);
+bool cluster__joined(const struct sched_node *n);
+void cluster__status(struct sched_node *n, char *buf, size_t len, size_t *off);
 
 /* pool.c */
 int pool__spawn(struct sched_node *n, int code);

@@ -50,6 +50,7 @@
 #ifndef PRISM_GCS_CHAIN_H
 #define PRISM_GCS_CHAIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -180,6 +181,7 @@ typedef struct gcs_client_opts {
 	uint8_t token[TRANSPORT_TOKEN_BYTES];
 	const char *master;  /* the configuration master's address */
 	uint64_t timeout_ns; /* a request not answered by then fails; 0: 10 s */
+	bool nowait;         /* return at once; gcs_client_ready() says when it is */
 } gcs_client_opts;
 
 /* Connect to the master and wait (up to the timeout) for the configuration; then to
@@ -191,6 +193,10 @@ PRISM_API int gcs_client_open(const gcs_client_opts *opts, gcs_client **out);
  * (PRISM_E_PEER_GONE, or why it failed). */
 PRISM_API int gcs_client_create(enum transport_backend backend, const uint8_t *token,
 				const char *head, const char *tail, gcs_client **out);
+/* Whether the configuration has arrived (requests before it fail with -EAGAIN); when
+ * not, *err (may be NULL) says why the master's link broke (PRISM_E_AUTH for a wrong
+ * token, ...) or 0 while it is still coming. */
+PRISM_API bool gcs_client_ready(const gcs_client *c, int *err);
 /* The number of shards (1 for a fixed chain). */
 PRISM_API int gcs_client_shards(const gcs_client *c);
 PRISM_API void gcs_client_destroy(gcs_client *c);

@@ -145,6 +145,11 @@ typedef struct gcs_node_rec {
 	uint64_t heartbeat_ns; /* its last heartbeat, CLOCK_REALTIME ns */
 	uint32_t load;         /* tasks queued on the node */
 	uint8_t state;         /* enum gcs_node_state */
+	uint32_t n_available;
+	gcs_resource available[GCS_NODE_MAX_RESOURCES]; /* not held by leases, as of the
+							 * heartbeat */
+	uint64_t store_used;     /* object store bytes in use */
+	uint64_t store_capacity; /* object store arena bytes */
 } gcs_node_rec;
 
 typedef struct gcs_object_rec {

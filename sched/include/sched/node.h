@@ -25,6 +25,7 @@
 
 #include "base/api.h"
 #include "sched/proto.h"
+#include "transport/transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,11 +61,27 @@ struct sched_node_opts {
 	/* Idle workers of a program no driver uses are stopped after this long;
 	 * 0 = 60 s. */
 	uint64_t idle_worker_ns;
+
+	/* ---- the cluster (neither head nor cluster_address: a lone node) ---- */
+	/* The head: serve the GCS (a one-replica chain and its master) in this loop; other
+	 * nodes join at port. */
+	bool head;
+	uint16_t port;
+	/* Join the cluster whose head's GCS is at "HOST:PORT". */
+	const char *cluster_address;
+	/* The IP peers reach this node at; NULL: the local address of the route to the head
+	 * (127.0.0.1 on the head unless given). */
+	const char *node_ip;
+	uint8_t token[TRANSPORT_TOKEN_BYTES]; /* the cluster token */
+	enum transport_backend transport;     /* between nodes (0: $PRISM_TRANSPORT, tcp) */
+	uint64_t node_timeout_ns;             /* a node silent this long is dead; 0: 3 s */
+	const char *gcs_wal; /* the head: the GCS's log (snapshots beside it); NULL: memory */
 };
 
 int sched_node_create(const struct sched_node_opts *opts, sched_node **out);
 /* Run until sched_node_stop() or, with exit_when_no_drivers, the last driver leaves.
- * Returns 0 or a negative code. */
+ * Returns 0, or a negative code: a loop failure, or why the node stopped on its own (it
+ * could not join its cluster: PRISM_E_AUTH for a wrong token, ...). */
 int sched_node_run(sched_node *node);
 /* Ask the node to stop; safe from any thread and from signal handlers. */
 void sched_node_stop(sched_node *node);

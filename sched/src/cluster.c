@@ -1,0 +1,523 @@
+/* cluster.c — a node's part in a cluster (DESIGN.md sections 2, 6, 7).
+ *
+ * On the head: the GCS, as a one-replica chain and its configuration master, served in
+ * this loop (the embedded default; prism-gcs runs it as separate processes).  On every
+ * node: a GCS client, a transport endpoint for its peers (remote tasks and objects
+ * arrive there), registration in the node table with a heartbeat every BEAT_NS that
+ * carries the node's load, free resources and object-store use, and a view of every
+ * node, refreshed by a scan of the node table every VIEW_NS.  On the head, the monitor:
+ * a node whose heartbeat has not changed for the node timeout (measured on the head's own
+ * clock, so hosts' clocks need not agree) is written back as dead, and everyone's view
+ * drops it from scheduling.
+ *
+ * Every component is a transport endpoint polled from the loop: an fd watch wakes the
+ * loop when one has events, and a flush hook polls them all each iteration so what timers
+ * and messages queued leaves at once.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "gcs/chain.h"
+#include "gcs/record.h"
+#include "node_int.h"
+
+#define LOGM "cluster"
+/* 100 ms between heartbeats: a node's load is at most this stale in the global view. */
+#define BEAT_NS (100 * PRISM_NS_PER_MS)
+/* 500 ms between refreshes of the view of every node (a scan of the node table). */
+#define VIEW_NS (500 * PRISM_NS_PER_MS)
+/* 3 s without a heartbeat: dead.  Thirty missed beats, far beyond a loaded VM's
+ * hiccups, short enough that work moves off a dead node promptly. */
+#define DEFAULT_NODE_TIMEOUT_NS (3 * PRISM_NS_PER_SEC)
+
+enum { C_REPLICA, C_MASTER, C_CLIENT, C_PEERS, C_COUNT };
+
+struct node_cluster {
+	struct sched_node *n;
+	bool head;
+	gcs_replica *replica;
+	gcs_master *master;
+	gcs_client *gcs;
+	transport *t; /* peers */
+	prism_loop_io *io[C_COUNT];
+	prism_loop_hook *flush;
+	prism_loop_timer *beat;
+	char gcs_addr[TRANSPORT_ADDR_MAX]; /* the master: where nodes join */
+	char addr[TRANSPORT_ADDR_MAX];     /* this node's transport */
+	prism_id id;
+	uint64_t timeout_ns, next_view;
+	int join_err;    /* why joining failed, or 0 */
+	bool registered; /* a heartbeat was acknowledged */
+	uint64_t beats_ok, beats_failed;
+	/* The view: every node the node table holds, as of the last scan. */
+	struct cluster_node *view, *next;
+	uint32_t nview, nnext, capview, capnext;
+	bool scanning;
+	uint64_t view_ns;
+};
+
+/* One node of the view. */
+struct cluster_node {
+	prism_id id;
+	char addr[TRANSPORT_ADDR_MAX];
+	uint8_t state;
+	uint32_t load, nres;
+	struct {
+		char name[SCHED_RES_NAME];
+		uint64_t total, avail;
+	} res[SCHED_MAX_RES];
+	uint64_t store_used, store_cap;
+	uint64_t beat;    /* its heartbeat value */
+	uint64_t seen_ns; /* our clock when that value first showed */
+};
+
+/* ---- polling the endpoints ------------------------------------------------------------ */
+
+static void poll_all(struct node_cluster *k)
+{
+	/* Bounded: a component with endless input still lets the loop go round. */
+	for (int round = 0; round < 4; round++) {
+		int busy = 0;
+		if (k->replica)
+			busy += gcs_replica_poll(k->replica, 0) > 0;
+		if (k->master)
+			busy += gcs_master_poll(k->master, 0) > 0;
+		if (k->gcs)
+			busy += gcs_client_poll(k->gcs, 0) > 0;
+		if (k->t) {
+			transport_event ev[32];
+			int n = transport_poll(k->t, ev, 32, 0);
+			/* Peers only connect for now (remote tasks and objects come next):
+			 * accepted links are authenticated, then kept. */
+			busy += n > 0;
+		}
+		if (!busy)
+			break;
+	}
+}
+
+static void on_fd(prism_loop_io *io, int status, unsigned events, void *arg)
+{
+	(void)io;
+	(void)status;
+	(void)events;
+	poll_all(arg);
+}
+
+static void on_flush(prism_loop *loop, void *arg)
+{
+	(void)loop;
+	poll_all(arg);
+}
+
+static int watch(struct node_cluster *k, int which, int fd)
+{
+	int rc = prism_loop_io_create(k->n->loop, fd, on_fd, k, &k->io[which]);
+	return rc ? rc : prism_loop_io_start(k->io[which], PRISM_LOOP_READABLE);
+}
+
+/* ---- heartbeats ------------------------------------------------------------------------- */
+
+/* Wall-clock ns, for the record's heartbeat time (readers compare values, not clocks). */
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_beat_done(void *arg, int status, uint64_t seq)
+{
+	(void)seq;
+	struct node_cluster *k = arg;
+	if (status) {
+		if (k->beats_failed++ % 50 == 0)
+			PRISM_LOG_W(LOGM, "heartbeat to the GCS failed: %s",
+				    prism_strerror(status));
+		return;
+	}
+	if (!k->registered)
+		PRISM_LOG_I(LOGM, "joined the cluster at %s as %s", k->gcs_addr, k->addr);
+	k->registered = true;
+	k->beats_ok++;
+}
+
+static int put_node(struct node_cluster *k, const gcs_node_rec *rec)
+{
+	uint8_t buf[8192];
+	size_t len;
+	int rc = gcs_node_encode(rec, buf, sizeof(buf), &len);
+	if (rc == 0)
+		rc = gcs_client_put(k->gcs, GCS_T_NODE, rec->id.b, PRISM_ID_SIZE, buf, len,
+				    on_beat_done, k);
+	return rc;
+}
+
+static void heartbeat(struct node_cluster *k)
+{
+	struct sched_node *n = k->n;
+	gcs_node_rec rec = {.id = k->id,
+			    .address = {k->addr, (uint32_t)strlen(k->addr)},
+			    .heartbeat_ns = realtime_ns(),
+			    .load = n->nreqs,
+			    .state = GCS_NODE_ALIVE};
+	for (uint32_t r = 0; r < n->hdr->nres && r < GCS_NODE_MAX_RESOURCES; r++) {
+		gcs_str name = {n->hdr->res[r].name, (uint32_t)strlen(n->hdr->res[r].name)};
+		rec.resources[r] = (gcs_resource){name, n->hdr->res[r].total_milli};
+		uint64_t used = n->res_used[r];
+		rec.available[r] =
+			(gcs_resource){name, used < n->hdr->res[r].total_milli
+						     ? n->hdr->res[r].total_milli - used
+						     : 0};
+		rec.n_resources = rec.n_available = r + 1;
+	}
+	struct objstore_stats st;
+	if (n->os && objstore_get_stats(n->os, &st) == 0) {
+		rec.store_used = st.used_bytes;
+		rec.store_capacity = st.arena_bytes;
+	}
+	int rc = put_node(k, &rec);
+	if (rc && rc != -EAGAIN && k->beats_failed++ % 50 == 0)
+		PRISM_LOG_W(LOGM, "cannot send a heartbeat: %s", prism_strerror(rc));
+}
+
+/* ---- the view of every node, and the head's monitor ---------------------------------- */
+
+static void on_node_entry(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+			  size_t vlen, uint64_t version)
+{
+	(void)key;
+	(void)klen;
+	(void)version;
+	struct node_cluster *k = arg;
+	gcs_node_rec rec;
+	if (gcs_node_decode(val, vlen, &rec) != 0)
+		return; /* the store takes only valid records; nothing else can be here */
+	if (k->nnext == k->capnext) {
+		uint32_t cap = k->capnext ? 2 * k->capnext : 16;
+		struct cluster_node *v = prism_realloc(k->next, cap * sizeof(*v));
+		if (!v)
+			return;
+		k->next = v;
+		k->capnext = cap;
+	}
+	struct cluster_node *x = &k->next[k->nnext++];
+	memset(x, 0, sizeof(*x));
+	x->id = rec.id;
+	snprintf(x->addr, sizeof(x->addr), "%.*s", (int)rec.address.len, rec.address.p);
+	x->state = rec.state;
+	x->load = rec.load;
+	x->beat = rec.heartbeat_ns;
+	x->store_used = rec.store_used;
+	x->store_cap = rec.store_capacity;
+	for (uint32_t r = 0; r < rec.n_resources && r < SCHED_MAX_RES; r++) {
+		snprintf(x->res[r].name, sizeof(x->res[r].name), "%.*s",
+			 (int)rec.resources[r].name.len, rec.resources[r].name.p);
+		x->res[r].total = rec.resources[r].amount_milli;
+		x->res[r].avail = r < rec.n_available ? rec.available[r].amount_milli : 0;
+		x->nres = r + 1;
+	}
+	/* When did its heartbeat last change, on our clock? */
+	x->seen_ns = prism_now_ns();
+	for (uint32_t i = 0; i < k->nview; i++)
+		if (prism_id_eq(k->view[i].id, x->id) && k->view[i].beat == x->beat)
+			x->seen_ns = k->view[i].seen_ns;
+}
+
+/* The head declares a node dead: its record, written back with state DEAD. */
+static void declare_dead(struct node_cluster *k, const struct cluster_node *x, uint64_t silent)
+{
+	char hex[PRISM_ID_HEX_LEN + 1];
+	prism_id_to_hex(x->id, hex);
+	PRISM_LOG_W(LOGM, "node %.8s at %s sent no heartbeat for %.1f s: declared dead", hex,
+		    x->addr, (double)silent / 1e9);
+	gcs_node_rec rec = {.id = x->id,
+			    .address = {x->addr, (uint32_t)strlen(x->addr)},
+			    .heartbeat_ns = x->beat,
+			    .load = 0,
+			    .state = GCS_NODE_DEAD};
+	for (uint32_t r = 0; r < x->nres; r++) {
+		gcs_str name = {x->res[r].name, (uint32_t)strlen(x->res[r].name)};
+		rec.resources[r] = (gcs_resource){name, x->res[r].total};
+		rec.n_resources = r + 1;
+	}
+	put_node(k, &rec);
+}
+
+static void on_view_done(void *arg, int status)
+{
+	struct node_cluster *k = arg;
+	k->scanning = false;
+	if (status) {
+		PRISM_LOG_W(LOGM, "cannot read the node table: %s", prism_strerror(status));
+		k->nnext = 0;
+		return;
+	}
+	struct cluster_node *v = k->view;
+	uint32_t cap = k->capview;
+	k->view = k->next;
+	k->nview = k->nnext;
+	k->capview = k->capnext;
+	k->next = v;
+	k->capnext = cap;
+	k->nnext = 0;
+	k->view_ns = prism_now_ns();
+	if (!k->head)
+		return;
+	for (uint32_t i = 0; i < k->nview; i++) {
+		struct cluster_node *x = &k->view[i];
+		uint64_t silent = k->view_ns - x->seen_ns;
+		if (x->state == GCS_NODE_ALIVE && silent > k->timeout_ns) {
+			declare_dead(k, x, silent);
+			x->state = GCS_NODE_DEAD;
+		}
+	}
+}
+
+static void on_beat(prism_loop_timer *t, void *arg)
+{
+	(void)t;
+	struct node_cluster *k = arg;
+	int err = 0;
+	if (!gcs_client_ready(k->gcs, &err)) {
+		if (err && !k->join_err) {
+			k->join_err = err;
+			PRISM_LOG_E(LOGM, "cannot join the cluster at %s: %s%s", k->gcs_addr,
+				    prism_strerror(err),
+				    err == PRISM_E_AUTH ? " (is the token file the head's?)"
+							: "");
+			/* A node that cannot join has nothing to do: it stops. */
+			k->n->fatal = err;
+			sched_node_stop(k->n);
+		}
+		return;
+	}
+	heartbeat(k);
+	uint64_t now = prism_now_ns();
+	if (!k->scanning && now >= k->next_view) {
+		k->next_view = now + VIEW_NS;
+		k->scanning = gcs_client_scan(k->gcs, GCS_T_NODE, on_node_entry, on_view_done,
+					      k) == 0;
+	}
+}
+
+/* ---- start, stop ---------------------------------------------------------------------- */
+
+/* The address peers reach this node at: the configured IP, else the local address of a
+ * route to the head (a UDP "connect" sends nothing), else 127.0.0.1. */
+static void local_ip(const char *node_ip, const char *head, char *ip, size_t len)
+{
+	if (node_ip && *node_ip) {
+		snprintf(ip, len, "%s", node_ip);
+		return;
+	}
+	snprintf(ip, len, "127.0.0.1");
+	char host[256];
+	const char *h = strncmp(head, "tcp://", 6) == 0 ? head + 6 : head;
+	snprintf(host, sizeof(host), "%s", h);
+	char *colon = strrchr(host, ':');
+	if (!colon)
+		return;
+	*colon = '\0';
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(9)};
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	socklen_t sl = sizeof(sa);
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+		inet_ntop(AF_INET, &sa.sin_addr, ip, (socklen_t)len);
+	close(s);
+}
+
+int cluster__start(struct sched_node *n)
+{
+	const struct sched_node_opts *o = &n->o;
+	if (!o->head && !o->cluster_address)
+		return 0; /* a lone node */
+	struct node_cluster *k = prism_calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	n->cluster = k;
+	k->n = n;
+	k->head = o->head;
+	k->id = prism_id_new(PRISM_ID_NODE);
+	k->timeout_ns = o->node_timeout_ns ? o->node_timeout_ns : DEFAULT_NODE_TIMEOUT_NS;
+	char ip[64];
+	int rc = 0;
+	if (k->head) {
+		/* The GCS: a one-replica chain (an ephemeral port) and its master on the
+		 * join port, both on this node's IP. */
+		local_ip(o->node_ip, "127.0.0.1:1", ip, sizeof(ip));
+		char listen[TRANSPORT_ADDR_MAX], raddr[TRANSPORT_ADDR_MAX];
+		gcs_replica_opts ro = {.backend = o->transport,
+				       .listen = listen,
+				       .wal_path = o->gcs_wal,
+				       .standby = true};
+		memcpy(ro.token, o->token, sizeof(ro.token));
+		snprintf(listen, sizeof(listen), "tcp://%s:0",
+			 o->node_ip && *o->node_ip ? ip : "0.0.0.0");
+		rc = gcs_replica_create(&ro, raddr, sizeof(raddr), &k->replica);
+		if (rc == 0) {
+			/* The replica's bound address names 0.0.0.0: give the master ours. */
+			const char *port = strrchr(raddr, ':');
+			char reach[TRANSPORT_ADDR_MAX];
+			snprintf(reach, sizeof(reach), "tcp://%s%s", ip, port ? port : ":0");
+			const char *addrs[1] = {reach};
+			gcs_master_opts mo = {.backend = o->transport,
+					      .listen = listen,
+					      .timeout_ns = 200 * PRISM_NS_PER_MS,
+					      .shards = 1,
+					      .replicas = 1,
+					      .addrs = addrs};
+			memcpy(mo.token, o->token, sizeof(mo.token));
+			snprintf(listen, sizeof(listen), "tcp://%s:%u",
+				 o->node_ip && *o->node_ip ? ip : "0.0.0.0", o->port);
+			rc = gcs_master_open(&mo, k->gcs_addr, sizeof(k->gcs_addr), &k->master);
+			if (rc)
+				PRISM_LOG_E(LOGM, "cannot serve the GCS on %s: %s", listen,
+					    prism_strerror(rc));
+			/* Joiners are told the reachable address, not 0.0.0.0. */
+			snprintf(k->gcs_addr, sizeof(k->gcs_addr), "tcp://%s:%u", ip, o->port);
+		}
+	} else {
+		snprintf(k->gcs_addr, sizeof(k->gcs_addr), "%s%s",
+			 strncmp(o->cluster_address, "tcp://", 6) ? "tcp://" : "",
+			 o->cluster_address);
+		local_ip(o->node_ip, k->gcs_addr, ip, sizeof(ip));
+	}
+	if (rc == 0) {
+		gcs_client_opts co = {
+			.backend = o->transport, .master = k->gcs_addr, .nowait = true};
+		memcpy(co.token, o->token, sizeof(co.token));
+		rc = gcs_client_open(&co, &k->gcs);
+	}
+	if (rc == 0) {
+		transport_opts to = {.backend = o->transport};
+		memcpy(to.token, o->token, sizeof(to.token));
+		rc = transport_create(&to, &k->t);
+	}
+	if (rc == 0) {
+		char listen[TRANSPORT_ADDR_MAX], bound[TRANSPORT_ADDR_MAX];
+		snprintf(listen, sizeof(listen), "tcp://%s:0", ip);
+		rc = transport_listen(k->t, listen, bound, sizeof(bound));
+		snprintf(k->addr, sizeof(k->addr), "%s", bound);
+	}
+	if (rc == 0 && k->replica)
+		rc = watch(k, C_REPLICA, gcs_replica_fd(k->replica));
+	if (rc == 0 && k->master)
+		rc = watch(k, C_MASTER, gcs_master_fd(k->master));
+	if (rc == 0)
+		rc = watch(k, C_CLIENT, gcs_client_fd(k->gcs));
+	if (rc == 0)
+		rc = watch(k, C_PEERS, transport_fd(k->t));
+	if (rc == 0)
+		rc = prism_loop_hook_add(n->loop, PRISM_LOOP_HOOK_FLUSH, on_flush, k,
+					 &k->flush);
+	if (rc == 0)
+		rc = prism_loop_timer_create(n->loop, on_beat, k, &k->beat);
+	if (rc) {
+		PRISM_LOG_E(LOGM, "cannot start the cluster part of the node: %s",
+			    prism_strerror(rc));
+		return rc;
+	}
+	prism_loop_timer_start(k->beat, 0, BEAT_NS);
+	PRISM_LOG_I(LOGM, "%s: GCS at %s, peers reach this node at %s",
+		    k->head ? "head" : "member", k->gcs_addr, k->addr);
+	return 0;
+}
+
+/* A node that stops says so: its record goes dead at once (the head would find out
+ * only after the node timeout).  Best effort, bounded to 200 ms. */
+static void say_goodbye(struct node_cluster *k)
+{
+	if (!k->registered || !gcs_client_ready(k->gcs, NULL))
+		return;
+	gcs_node_rec rec = {.id = k->id,
+			    .address = {k->addr, (uint32_t)strlen(k->addr)},
+			    .heartbeat_ns = realtime_ns(),
+			    .state = GCS_NODE_DEAD};
+	uint64_t before = k->beats_ok + k->beats_failed;
+	if (put_node(k, &rec) != 0)
+		return;
+	uint64_t end = prism_now_ns() + 200 * PRISM_NS_PER_MS;
+	while (k->beats_ok + k->beats_failed == before && prism_now_ns() < end) {
+		if (k->replica)
+			gcs_replica_poll(k->replica, 0);
+		if (k->master)
+			gcs_master_poll(k->master, 0);
+		gcs_client_poll(k->gcs, 1000000);
+	}
+}
+
+void cluster__stop(struct sched_node *n)
+{
+	struct node_cluster *k = n->cluster;
+	if (!k)
+		return;
+	say_goodbye(k);
+	/* The loop frees the watches, hook and timer itself when it is destroyed. */
+	gcs_client_destroy(k->gcs);
+	gcs_master_destroy(k->master);
+	gcs_replica_destroy(k->replica);
+	transport_destroy(k->t);
+	prism_free(k->view);
+	prism_free(k->next);
+	prism_free(k);
+	n->cluster = NULL;
+}
+
+bool cluster__joined(const struct sched_node *n)
+{
+	return n->cluster && n->cluster->registered;
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+void cluster__status(struct sched_node *n, char *buf, size_t len, size_t *off)
+{
+	struct node_cluster *k = n->cluster;
+#define OUT(...)                                                                       \
+	do {                                                                           \
+		if (*off < len)                                                        \
+			*off += (size_t)snprintf(buf + *off, len - *off, __VA_ARGS__); \
+	} while (0)
+	if (!k) {
+		OUT("cluster: none (a lone node; `prism start --head` makes one)\n");
+		return;
+	}
+	char hex[PRISM_ID_HEX_LEN + 1];
+	prism_id_to_hex(k->id, hex);
+	const char *state = k->join_err ? "failed" : k->registered ? "joined" : "joining";
+	OUT("cluster: %s, %s, node %.8s at %s, GCS %s%s%s\n", k->head ? "head" : "member",
+	    state, hex, k->addr, k->gcs_addr, k->join_err ? ": " : "",
+	    k->join_err ? prism_strerror(k->join_err) : "");
+	uint32_t alive = 0;
+	for (uint32_t i = 0; i < k->nview; i++)
+		alive += k->view[i].state == GCS_NODE_ALIVE;
+	OUT("nodes: %u (%u alive, %u dead), as of %.1f s ago\n", k->nview, alive,
+	    k->nview - alive, k->view_ns ? (double)(prism_now_ns() - k->view_ns) / 1e9 : 0.0);
+	for (uint32_t i = 0; i < k->nview; i++) {
+		struct cluster_node *x = &k->view[i];
+		prism_id_to_hex(x->id, hex);
+		OUT("  %.8s %-22s %-5s load %-4u store %.1f/%.1f MiB ", hex, x->addr,
+		    x->state == GCS_NODE_ALIVE ? "alive" : "dead", x->load,
+		    (double)x->store_used / 1048576.0, (double)x->store_cap / 1048576.0);
+		for (uint32_t r = 0; r < x->nres; r++)
+			OUT(" %s %.3g/%.3g", x->res[r].name, x->res[r].avail / 1000.0,
+			    x->res[r].total / 1000.0);
+		OUT("%s\n", prism_id_eq(x->id, k->id) ? "  (this node)" : "");
+	}
+#undef OUT
+}
