@@ -26,9 +26,11 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/wire.h"
 #include "gcs/chain.h"
 #include "gcs/record.h"
 #include "node_int.h"
+#include "objstore/xfer.h"
 
 #define LOGM "cluster"
 /* 100 ms between heartbeats: a node's load is at most this stale in the global view. */
@@ -47,7 +49,16 @@ struct node_cluster {
 	gcs_replica *replica;
 	gcs_master *master;
 	gcs_client *gcs;
-	transport *t; /* peers */
+	transport *t;        /* peers */
+	objstore_xfer *xfer; /* objects pulled from and served to peers over t */
+	/* Links to other nodes, by node id: made on demand, or accepted (the peer says who
+	 * it is first, in a PEER_HELLO). */
+	struct peer {
+		prism_id id;
+		transport_conn *c;
+		bool up;
+	} * peers;
+	uint32_t npeers, cappeers;
 	prism_loop_io *io[C_COUNT];
 	prism_loop_hook *flush;
 	prism_loop_timer *beat;
@@ -80,6 +91,119 @@ struct cluster_node {
 	uint64_t seen_ns; /* our clock when that value first showed */
 };
 
+/* ---- links to other nodes ------------------------------------------------------------- */
+
+/* The daemons' own frame types on peer links (the transfer's are objstore/xfer.h's). */
+enum { PEER_M_HELLO = 120 /* req_id 0; the 16-byte node id of the sender */ };
+
+static struct peer *peer_find(struct node_cluster *k, prism_id id)
+{
+	for (uint32_t i = 0; i < k->npeers; i++)
+		if (prism_id_eq(k->peers[i].id, id))
+			return &k->peers[i];
+	return NULL;
+}
+
+static struct peer *peer_add(struct node_cluster *k, prism_id id, transport_conn *c)
+{
+	if (k->npeers == k->cappeers) {
+		uint32_t cap = k->cappeers ? 2 * k->cappeers : 8;
+		struct peer *v = prism_realloc(k->peers, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		k->peers = v;
+		k->cappeers = cap;
+	}
+	k->peers[k->npeers] = (struct peer){.id = id, .c = c};
+	return &k->peers[k->npeers++];
+}
+
+static void send_hello(struct node_cluster *k, transport_conn *c)
+{
+	uint8_t buf[PRISM_WIRE_HDR_SIZE + PRISM_ID_SIZE];
+	prism_wire_hdr h = {.type = PEER_M_HELLO, .len = PRISM_ID_SIZE};
+	size_t len;
+	if (prism_wire_encode(buf, sizeof(buf), &h, k->id.b, &len) == 0)
+		transport_send(c, buf, len, 0, 0);
+}
+
+/* The link to node id (at addr), made if there is none. */
+transport_conn *cluster__peer(struct sched_node *n, prism_id id, const char *addr)
+{
+	struct node_cluster *k = n->cluster;
+	if (!k)
+		return NULL;
+	struct peer *p = peer_find(k, id);
+	if (p)
+		return p->c;
+	transport_conn *c;
+	if (transport_connect(k->t, addr, NULL, &c) != 0)
+		return NULL;
+	p = peer_add(k, id, c);
+	if (!p) {
+		transport_close(c);
+		return NULL;
+	}
+	send_hello(k, c); /* sent once the link is up */
+	return c;
+}
+
+static void peer_event(struct node_cluster *k, const transport_event *ev)
+{
+	if (objstore_xfer_event(k->xfer, ev))
+		return;
+	switch (ev->kind) {
+	case TRANSPORT_EV_CONNECTED:
+		for (uint32_t i = 0; i < k->npeers; i++)
+			if (k->peers[i].c == ev->conn)
+				k->peers[i].up = true;
+		break;
+	case TRANSPORT_EV_RECV: {
+		prism_wire_hdr h;
+		const uint8_t *p;
+		if (prism_wire_decode(ev->data, ev->len, 64, &h, &p) == 0 &&
+		    h.type == PEER_M_HELLO && h.len == PRISM_ID_SIZE &&
+		    prism_wire_frame_len(&h) == ev->len) {
+			prism_id id;
+			memcpy(id.b, p, PRISM_ID_SIZE);
+			struct peer *x = peer_find(k, id);
+			if (!x)
+				x = peer_add(k, id, ev->conn);
+			if (x && x->c != ev->conn && !x->up) {
+				/* Both connected at once: keep the link the lower id made. */
+				if (memcmp(id.b, k->id.b, PRISM_ID_SIZE) < 0)
+					x->c = ev->conn;
+			}
+			if (x && x->c == ev->conn)
+				x->up = true;
+			break;
+		}
+		PRISM_LOG_W(LOGM, "dropping a peer link: an unknown message");
+		transport_close(ev->conn);
+		break;
+	}
+	case TRANSPORT_EV_CLOSED:
+		for (uint32_t i = 0; i < k->npeers; i++)
+			if (k->peers[i].c == ev->conn) {
+				k->peers[i] = k->peers[--k->npeers];
+				break;
+			}
+		break;
+	default:
+		break;
+	}
+}
+
+/* Pull object id from node holder (at addr) into this node's store. */
+int cluster__pull(struct sched_node *n, prism_id holder, const char *addr, prism_id id,
+		  objstore_pull_cb cb, void *arg)
+{
+	transport_conn *c = cluster__peer(n, holder, addr);
+	if (!c)
+		return PRISM_E_PEER_GONE;
+	return objstore_xfer_pull(n->cluster->xfer, c, id, cb, arg);
+}
+
 /* ---- polling the endpoints ------------------------------------------------------------ */
 
 static void poll_all(struct node_cluster *k)
@@ -96,8 +220,8 @@ static void poll_all(struct node_cluster *k)
 		if (k->t) {
 			transport_event ev[32];
 			int n = transport_poll(k->t, ev, 32, 0);
-			/* Peers only connect for now (remote tasks and objects come next):
-			 * accepted links are authenticated, then kept. */
+			for (int i = 0; i < n; i++)
+				peer_event(k, &ev[i]);
 			busy += n > 0;
 		}
 		if (!busy)
@@ -414,6 +538,10 @@ int cluster__start(struct sched_node *n)
 		rc = transport_listen(k->t, listen, bound, sizeof(bound));
 		snprintf(k->addr, sizeof(k->addr), "%s", bound);
 	}
+	if (rc == 0)
+		rc = objstore_xfer_create(k->t, n->os,
+					  sched_seg_at(n->base, n->hdr->objstore_off),
+					  n->hdr->objstore_size, &k->xfer);
 	if (rc == 0 && k->replica)
 		rc = watch(k, C_REPLICA, gcs_replica_fd(k->replica));
 	if (rc == 0 && k->master)
@@ -471,7 +599,9 @@ void cluster__stop(struct sched_node *n)
 	gcs_client_destroy(k->gcs);
 	gcs_master_destroy(k->master);
 	gcs_replica_destroy(k->replica);
+	objstore_xfer_destroy(k->xfer);
 	transport_destroy(k->t);
+	prism_free(k->peers);
 	prism_free(k->view);
 	prism_free(k->next);
 	prism_free(k);

@@ -118,6 +118,11 @@ int cluster__start(struct sched_node *n);
 void cluster__stop(struct sched_node *n);
 bool cluster__joined(const struct sched_node *n);
 void cluster__status(struct sched_node *n, char *buf, size_t len, size_t *off);
+/* The link to node id at addr (made when there is none), or NULL. */
+struct transport_conn *cluster__peer(struct sched_node *n, prism_id id, const char *addr);
+/* Pull object id from node holder at addr into this node's store (objstore/xfer.h). */
+int cluster__pull(struct sched_node *n, prism_id holder, const char *addr, prism_id id,
+		  void (*cb)(void *arg, int status, prism_id id), void *arg);
 
 /* pool.c */
 int pool__spawn(struct sched_node *n, int code);

@@ -3,8 +3,10 @@
 # joining with the head's token, `prism status` listing every node with its resources,
 # a wrong token refused, a node SIGKILLed declared dead, a node stopped cleanly marked
 # dead at once.  Each node has its own TMPDIR (its own socket directory), as on its own
-# host.  Usage: cluster.sh PRISM_BIN
+# host.  A peer pulls an object a node holds (peer_pull).
+# Usage: cluster.sh PRISM_BIN PEER_PULL_BIN
 prism=$1
+peer_pull=$2
 work=$(mktemp -d)
 port=$((20000 + $$ % 20000))
 pass=0
@@ -50,6 +52,13 @@ wait_for head "nodes: 3 (3 alive, 0 dead)" && ok || bad "the head sees three nod
 wait_for a "nodes: 3 (3 alive" && ok || bad "a member sees three nodes"
 on head status | grep -q "camera 2/2" && ok || bad "status lists a node's custom resources"
 on head status | grep -E "^  [0-9a-f]{8} tcp://127.0.0.1:[0-9]+ +alive load [0-9]+ +store [0-9.]+/256.0 MiB" >/dev/null && ok || bad "status shows load and object store per node"
+# A peer pulls an object node a holds, from a's peer address (as another node would).
+if [ -n "$peer_pull" ]; then
+	sock_a=$(ls "$work"/a/prism-*/node.sock)
+	peer_a=$(on a status | sed -n 's/^cluster: member, joined, node [0-9a-f]* at \(tcp:[^,]*\),.*/\1/p')
+	out=$("$peer_pull" "$sock_a" "$peer_a" "$token" 2>&1)
+	echo "$out" | grep -q "peer pull: ok" && ok || bad "a peer pulls an object from a node: $out"
+fi
 
 "$prism" start --head --address 127.0.0.1:1 >/dev/null 2>&1 && bad "--head with --address accepted" || ok
 TMPDIR=$work/c "$prism" start --address 127.0.0.1:$port --token-file /nonexistent --num-workers 1 2>"$work/err" >/dev/null && bad "a missing token file accepted" || ok
