@@ -298,6 +298,15 @@ static int raw_case(enum tcase k, const struct params *pr, prism_hist *h, double
 	return reap(pid, rc != 0, what) == 0 ? rc : -1;
 }
 
+/* The floor for other suites (cluster): 64 B round trips into h (bw false), or 1 MiB
+ * bandwidth in GB/s (bw true), between two processes on plain blocking sockets. */
+int bench_raw_tcp(const struct bench_opts *o, bool bw, prism_hist *h, double *gbs)
+{
+	struct params pr;
+	case_params(o, bw ? C_BW1 : C_RTT, &pr);
+	return raw_case(bw ? C_BW1 : C_RTT, &pr, h, gbs);
+}
+
 /* ---- the transport's cases ----------------------------------------------------------- */
 
 static int make(enum transport_backend b, transport **t)

@@ -18,6 +18,7 @@ static const struct {
 	{"transport", bench_transport,
 	 "links between processes: tcp, softverbs, verbs vs raw TCP"},
 	{"gcs", bench_gcs, "GCS chains of 1-3 replicas vs redis-server"},
+	{"cluster", bench_cluster, "between nodes: object transfer vs raw TCP"},
 };
 
 static void usage(FILE *f)

@@ -3,6 +3,9 @@
 #ifndef PRISM_BENCH_SUITES_H
 #define PRISM_BENCH_SUITES_H
 
+#include <stdbool.h>
+
+#include "base/hist.h"
 #include "report.h"
 
 int bench_ring(const struct bench_opts *o);
@@ -12,5 +15,8 @@ int bench_actors(const struct bench_opts *o);
 int bench_actors_client(const char *addr, double seconds);
 int bench_transport(const struct bench_opts *o);
 int bench_gcs(const struct bench_opts *o);
+int bench_cluster(const struct bench_opts *o);
+/* bench_transport.c: the raw TCP floor (64 B round trips into h, or 1 MiB GB/s). */
+int bench_raw_tcp(const struct bench_opts *o, bool bw, prism_hist *h, double *gbs);
 
 #endif
