@@ -148,8 +148,8 @@ typedef struct gcs_node_rec {
 	uint32_t n_available;
 	gcs_resource available[GCS_NODE_MAX_RESOURCES]; /* not held by leases, as of the
 							 * heartbeat */
-	uint64_t store_used;     /* object store bytes in use */
-	uint64_t store_capacity; /* object store arena bytes */
+	uint64_t store_used;                            /* object store bytes in use */
+	uint64_t store_capacity;                        /* object store arena bytes */
 } gcs_node_rec;
 
 typedef struct gcs_object_rec {
