@@ -23,10 +23,14 @@ PREFIX      ?= /usr/local
 # Exact Debian 12 package names.  Tools first, then the libraries prism builds on:
 # DPDK (rte_ring), liburing (the event loop), Criterion (tests),
 # libsodium (the cluster token's HMAC), rdma-core (the verbs backend, built always),
-# iproute2 (the two-host transport test's namespaces).
+# iproute2 (the two-host transport test's namespaces), and for the evolution-strategies
+# example (examples/es_humanoid) and its peer: libmujoco-dev (the MuJoCo 2.2 simulator),
+# libmujoco-samples (its humanoid.xml model), libopenmpi-dev and openmpi-bin (the
+# OpenMPI peer bench/peers/es_mpi.c, and mpirun to run it).
 DEB_PACKAGES := gcc make cmake pkg-config libc6-dev \
 	libdpdk-dev liburing-dev libcriterion-dev \
-	libsodium-dev libibverbs-dev librdmacm-dev iproute2
+	libsodium-dev libibverbs-dev librdmacm-dev iproute2 \
+	libmujoco-dev libmujoco-samples libopenmpi-dev openmpi-bin
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 # The peers `make bench` measures beside prism, from Debian (../shared/BENCHMARKS.md).
 BENCH_PACKAGES := python3-distributed redis-server
