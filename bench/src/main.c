@@ -21,6 +21,8 @@ static const struct {
 	{"cluster", bench_cluster, "between nodes: object transfer vs raw TCP"},
 	/* Part of the cluster suite (its JSON says "suite":"cluster"); "cluster" runs it after
 	 * the transfers, "cluster/sim_100_nodes" alone. */
+	{"cluster/tasks", bench_cluster_tasks,
+	 "remote task round trips and tasks on three nodes, vs raw TCP"},
 	{"cluster/sim_100_nodes", bench_cluster_sim,
 	 "100M tasks over 100 simulated nodes, placed by sched_place_pick"},
 };

@@ -61,9 +61,16 @@ void rt_set_error(const char *fmt, ...)
 
 /* ---- inflight queues ---------------------------------------------------------------------- */
 
+/* Each entry takes whole 64-byte slots, as the message does on a ring: it is sent
+ * again from here (sched_msg_send() reads every slot of it). */
+static size_t fl_span(size_t len)
+{
+	return (size_t)sched_msg_slots((uint32_t)len) * SCHED_SLOT;
+}
+
 int fl_push(struct inflight *f, const void *msg, size_t len)
 {
-	size_t need = (len + 7) & ~(size_t)7;
+	size_t need = fl_span(len);
 	if (f->tail + need > f->cap) {
 		/* Compact, then grow: the queue only ever holds what is in flight. */
 		size_t live = f->tail - f->head;
@@ -86,6 +93,7 @@ int fl_push(struct inflight *f, const void *msg, size_t len)
 		f->head = 0;
 	}
 	memcpy(f->buf + f->tail, msg, len);
+	memset(f->buf + f->tail + len, 0, need - len);
 	f->tail += need;
 	f->count++;
 	return 0;
@@ -93,7 +101,7 @@ int fl_push(struct inflight *f, const void *msg, size_t len)
 
 void fl_unpush(struct inflight *f, size_t len)
 {
-	f->tail -= (len + 7) & ~(size_t)7;
+	f->tail -= fl_span(len);
 	if (--f->count == 0)
 		f->head = f->tail = 0;
 }
@@ -108,7 +116,7 @@ void fl_pop(struct inflight *f)
 	const struct sched_msg *m = fl_peek(f);
 	if (!m)
 		return;
-	f->head += (m->len + 7) & ~(uint32_t)7;
+	f->head += fl_span(m->len);
 	if (--f->count == 0)
 		f->head = f->tail = 0;
 }
@@ -206,9 +214,14 @@ static struct rt_lease *lease_open(const struct sched_ctl_msg *m)
 	if (m->a >= SCHED_MAX_LEASES || m->b >= SCHED_MAX_CLIENTS)
 		return NULL;
 	struct rt_lease *l = &rt.leases[m->a];
-	void *wbell = sched_client_at(rt.base, m->b)->bell;
+	/* A worker on another node: the node's daemon takes the tasks (and is woken
+	 * through its eventfd, as for the control ring). */
+	bool remote = m->b == SCHED_DAEMON_SLOT;
+	void *wbell = remote ? rt.hdr->daemon_bell : sched_client_at(rt.base, m->b)->bell;
 	int rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 0),
 					  rt.hdr->lease_ring_bytes, wbell, &l->spec);
+	if (rc == 0 && remote)
+		prism_ring_set_wake_fd(l->spec, rt.daemon_efd);
 	if (rc == 0)
 		rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 1),
 					      rt.hdr->lease_ring_bytes, rt.bell, &l->done);

@@ -47,18 +47,25 @@ int rt_load_code_path(const char *path);
 /* ---- objects.c: what this process owns or holds -------------------------------------- */
 
 enum obj_state { OBJ_PENDING = 0, OBJ_READY = 1, OBJ_FAILED = 2 };
-enum obj_err { OBJ_ERR_TASK = 0, OBJ_ERR_ACTOR_DIED = 1, OBJ_ERR_UNKNOWN_METHOD = 2 };
+enum obj_err {
+	OBJ_ERR_TASK = 0,
+	OBJ_ERR_ACTOR_DIED = 1,
+	OBJ_ERR_UNKNOWN_METHOD = 2,
+	OBJ_ERR_INFEASIBLE = 3, /* no node of the cluster can ever run it */
+};
 /* The code prism_get() returns for a failed object, from the code a failure carried. */
 static inline uint8_t obj_err_of(int code)
 {
 	return code == PRISM_E_ACTOR_DIED       ? OBJ_ERR_ACTOR_DIED
 	       : code == PRISM_E_UNKNOWN_METHOD ? OBJ_ERR_UNKNOWN_METHOD
+	       : code == PRISM_E_INFEASIBLE     ? OBJ_ERR_INFEASIBLE
 						: OBJ_ERR_TASK;
 }
 static inline int obj_err_code(uint8_t err)
 {
 	return err == OBJ_ERR_ACTOR_DIED       ? PRISM_E_ACTOR_DIED
 	       : err == OBJ_ERR_UNKNOWN_METHOD ? PRISM_E_UNKNOWN_METHOD
+	       : err == OBJ_ERR_INFEASIBLE     ? PRISM_E_INFEASIBLE
 					       : PRISM_E_TASK_FAILED;
 }
 

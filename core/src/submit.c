@@ -202,6 +202,13 @@ static int res_error(int code, const char *what, const char *fmt, ...)
 	return code;
 }
 
+/* Names in the node's resource table: a node in a cluster appends other nodes' names
+ * (sched/proto.h), whole entries before the count. */
+static uint32_t res_count(void)
+{
+	return __atomic_load_n(&rt.hdr->nres, __ATOMIC_ACQUIRE);
+}
+
 int rt_shape_for(const prism_call_opts *o, const char *what, uint32_t *out)
 {
 	uint64_t milli[SCHED_MAX_RES] = {0}, v;
@@ -211,6 +218,7 @@ int rt_shape_for(const prism_call_opts *o, const char *what, uint32_t *out)
 		*out = rt.last_shape;
 		return 0;
 	}
+	bool clustered = rt.hdr->flags & SCHED_HDR_CLUSTER;
 	if (sched_res_amount_milli(o->num_cpus, &v) ||
 	    sched_res_amount_milli(o->num_gpus, &v) || (o->nresources && !o->resources))
 		return res_error(-EINVAL, what, "has bad resource options");
@@ -225,18 +233,31 @@ int rt_shape_for(const prism_call_opts *o, const char *what, uint32_t *out)
 				"asks for resource %zu (%s) with a bad name or an amount "
 				"that is not > 0",
 				i, r->name ? r->name : "NULL");
-		int k = sched_res_find(rt.hdr->res, rt.hdr->nres, r->name, strlen(r->name));
+		int k = sched_res_find(rt.hdr->res, res_count(), r->name, strlen(r->name));
 		if (k == (int)SCHED_RES_CPU || k == (int)SCHED_RES_GPU)
 			return res_error(-EINVAL, what,
 					 "names %s in resources; use num_cpus and num_gpus",
 					 r->name);
 		if (k < 0)
 			return res_error(PRISM_E_INFEASIBLE, what,
-					 "asks for resource '%s', which the node does not have",
-					 r->name);
+					 "asks for resource '%s', which %s", r->name,
+					 clustered
+						 ? "no node of the cluster has (as far as this "
+						   "node has heard)"
+						 : "the node does not have");
 		milli[k] += v;
 	}
-	for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
+	/* In a cluster: more than any node has (as far as the node has heard; the daemon
+	 * checks again). */
+	for (uint32_t r = 0; r < SCHED_MAX_RES && clustered; r++)
+		if (milli[r] > (r < res_count() ? __atomic_load_n(&rt.hdr->res[r].max_milli,
+								  __ATOMIC_RELAXED)
+						: 0))
+			return res_error(
+				PRISM_E_INFEASIBLE, what,
+				"asks for %g %s, more than any node of the cluster has",
+				(double)milli[r] / 1000.0, rt.hdr->res[r].name);
+	for (uint32_t r = 0; r < SCHED_MAX_RES && !clustered; r++)
 		if (milli[r] > (r < rt.hdr->nres ? rt.hdr->res[r].total_milli : 0))
 			return res_error(PRISM_E_INFEASIBLE, what, "asks for %g %s",
 					 (double)milli[r] / 1000.0, rt.hdr->res[r].name);
@@ -512,7 +533,9 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 				     "message holds (%u)",
 				     len, SCHED_MSG_MAX);
 			rc = PRISM_E_TOO_BIG;
-		} else if (len > sizeof(stack_msg) && !(buf = prism_aligned_alloc(64, len))) {
+		} else if (len > sizeof(stack_msg) &&
+			   !(buf = prism_aligned_alloc(64, sched_msg_slots((uint32_t)len) *
+								   SCHED_SLOT))) {
 			rc = -ENOMEM;
 		}
 		if (rc == 0) {

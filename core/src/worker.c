@@ -192,6 +192,8 @@ static struct sched_done_msg *done_begin(const struct sched_task_msg *m, size_t 
 
 static bool submitter_alive(void)
 {
+	if (cur->submitter == SCHED_DAEMON_SLOT)
+		return true; /* on another node: the daemon reads for it while the lease lasts */
 	return atomic_load(&sched_client_at(rt.base, cur->submitter)->state) ==
 	       SCHED_CLIENT_ATTACHED;
 }
@@ -606,10 +608,16 @@ void rt_worker_on_ctl(const struct sched_ctl_msg *m)
 		struct serve sv = {.lease = (int)m->a, .gen = m->c, .submitter = m->b};
 		int rc = prism_ring_attach_shared(sched_lease_ring_at(rt.base, m->a, 0),
 						  rt.hdr->lease_ring_bytes, rt.bell, &sv.spec);
+		/* A submitter on another node: the daemon takes the completions. */
+		bool remote = m->b == SCHED_DAEMON_SLOT;
 		if (rc == 0)
 			rc = prism_ring_attach_shared(
 				sched_lease_ring_at(rt.base, m->a, 1), rt.hdr->lease_ring_bytes,
-				sched_client_at(rt.base, m->b)->bell, &sv.done);
+				remote ? rt.hdr->daemon_bell
+				       : sched_client_at(rt.base, m->b)->bell,
+				&sv.done);
+		if (rc == 0 && remote)
+			prism_ring_set_wake_fd(sv.done, rt.daemon_efd);
 		if (rc) {
 			PRISM_LOG_E("worker", "cannot open lease %u: %s", m->a,
 				    prism_strerror(rc));
@@ -728,6 +736,7 @@ int rt_worker_main(void)
 			path, prism_last_error()[0] ? prism_last_error() : prism_strerror(rc));
 		_exit(2);
 	}
+	snprintf(rt.address, sizeof(rt.address), "%s", path);
 	rt.up = true;
 	serve_rebuild_waitset();
 	for (;;) {

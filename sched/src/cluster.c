@@ -31,6 +31,7 @@
 #include "gcs/record.h"
 #include "node_int.h"
 #include "objstore/xfer.h"
+#include "sched/place.h"
 
 #define LOGM "cluster"
 /* 100 ms between heartbeats: a node's load is at most this stale in the global view. */
@@ -57,6 +58,13 @@ struct node_cluster {
 		prism_id id;
 		transport_conn *c;
 		bool up;
+		/* Frames sent before the link was up (a link we made): sent, in order,
+		 * after our HELLO once it is. */
+		struct pending {
+			uint8_t *buf;
+			size_t len;
+		} * pend;
+		uint32_t npend, cappend;
 	} * peers;
 	uint32_t npeers, cappeers;
 	prism_loop_io *io[C_COUNT];
@@ -74,6 +82,7 @@ struct node_cluster {
 	uint32_t nview, nnext, capview, capnext;
 	bool scanning;
 	uint64_t view_ns;
+	uint32_t place_rr; /* spreads equally good nodes (sched_place_pick's start) */
 };
 
 /* One node of the view. */
@@ -89,17 +98,29 @@ struct cluster_node {
 	uint64_t store_used, store_cap;
 	uint64_t beat;    /* its heartbeat value */
 	uint64_t seen_ns; /* our clock when that value first showed */
+	uint32_t placed;  /* leases sent there since this view was read */
 };
 
 /* ---- links to other nodes ------------------------------------------------------------- */
 
 /* The daemons' own frame types on peer links (the transfer's are objstore/xfer.h's). */
 enum { PEER_M_HELLO = 120 /* req_id 0; the 16-byte node id of the sender */ };
+/* The largest frame a peer may send: a task or completion (SCHED_MSG_MAX) and its
+ * prefix, or a lease request with its program's environment. */
+#define PEER_FRAME_MAX (4u << 20)
 
 static struct peer *peer_find(struct node_cluster *k, prism_id id)
 {
 	for (uint32_t i = 0; i < k->npeers; i++)
 		if (prism_id_eq(k->peers[i].id, id))
+			return &k->peers[i];
+	return NULL;
+}
+
+static struct peer *peer_by_conn(struct node_cluster *k, const transport_conn *c)
+{
+	for (uint32_t i = 0; i < k->npeers; i++)
+		if (k->peers[i].c == c)
 			return &k->peers[i];
 	return NULL;
 }
@@ -116,6 +137,56 @@ static struct peer *peer_add(struct node_cluster *k, prism_id id, transport_conn
 	}
 	k->peers[k->npeers] = (struct peer){.id = id, .c = c};
 	return &k->peers[k->npeers++];
+}
+
+/* wr_ids of frames sent from a copy, freed when the send completes: "CL" on top. */
+#define PEER_WR_TAG (0x434cull << 48)
+#define PEER_WR_TAG_MASK (0xffffull << 48)
+
+static void peer_drop(struct node_cluster *k, uint32_t i)
+{
+	struct peer *p = &k->peers[i];
+	for (uint32_t j = 0; j < p->npend; j++)
+		prism_free(p->pend[j].buf);
+	prism_free(p->pend);
+	k->peers[i] = k->peers[--k->npeers];
+}
+
+/* Send one frame from a copy (a link takes a frame above TRANSPORT_INLINE_MAX in place,
+ * so the copy must live until the send completes). */
+static int send_copy(transport_conn *c, uint8_t *copy, size_t len)
+{
+	int rc =
+		transport_send(c, copy, len, PEER_WR_TAG | (uintptr_t)copy, TRANSPORT_SIGNALED);
+	if (rc)
+		prism_free(copy);
+	return rc;
+}
+
+int cluster__send(struct sched_node *n, transport_conn *c, const void *frame, size_t len)
+{
+	struct node_cluster *k = n->cluster;
+	struct peer *p = k ? peer_by_conn(k, c) : NULL;
+	if (p && p->up && len <= TRANSPORT_INLINE_MAX)
+		return transport_send(c, frame, len, 0, 0);
+	uint8_t *copy = prism_malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, frame, len);
+	if (!p || p->up)
+		return send_copy(c, copy, len);
+	if (p->npend == p->cappend) {
+		uint32_t cap = p->cappend ? 2 * p->cappend : 4;
+		struct pending *v = prism_realloc(p->pend, cap * sizeof(*v));
+		if (!v) {
+			prism_free(copy);
+			return -ENOMEM;
+		}
+		p->pend = v;
+		p->cappend = cap;
+	}
+	p->pend[p->npend++] = (struct pending){copy, len};
+	return 0;
 }
 
 static void send_hello(struct node_cluster *k, transport_conn *c)
@@ -144,8 +215,7 @@ transport_conn *cluster__peer(struct sched_node *n, prism_id id, const char *add
 		transport_close(c);
 		return NULL;
 	}
-	send_hello(k, c); /* sent once the link is up */
-	return c;
+	return c; /* HELLO goes first once the link is up (TRANSPORT_EV_CONNECTED) */
 }
 
 static void peer_event(struct node_cluster *k, const transport_event *ev)
@@ -154,15 +224,34 @@ static void peer_event(struct node_cluster *k, const transport_event *ev)
 		return;
 	switch (ev->kind) {
 	case TRANSPORT_EV_CONNECTED:
-		for (uint32_t i = 0; i < k->npeers; i++)
-			if (k->peers[i].c == ev->conn)
-				k->peers[i].up = true;
+		for (uint32_t i = 0; i < k->npeers; i++) {
+			struct peer *p = &k->peers[i];
+			if (p->c != ev->conn)
+				continue;
+			send_hello(k, p->c);
+			p->up = true;
+			for (uint32_t j = 0; j < p->npend; j++)
+				send_copy(p->c, p->pend[j].buf, p->pend[j].len);
+			p->npend = 0;
+		}
+		break;
+	case TRANSPORT_EV_SEND:
+		if ((ev->wr_id & PEER_WR_TAG_MASK) == PEER_WR_TAG)
+			prism_free((void *)(uintptr_t)(ev->wr_id & ~PEER_WR_TAG_MASK));
 		break;
 	case TRANSPORT_EV_RECV: {
 		prism_wire_hdr h;
 		const uint8_t *p;
-		if (prism_wire_decode(ev->data, ev->len, 64, &h, &p) == 0 &&
-		    h.type == PEER_M_HELLO && h.len == PRISM_ID_SIZE &&
+		int rc = prism_wire_decode(ev->data, ev->len, PEER_FRAME_MAX, &h, &p);
+		if (rc == 0 && prism_wire_frame_len(&h) == ev->len &&
+		    h.type >= PEER_M_LEASE_REQ && h.type <= PEER_M_RECALL) {
+			struct peer *x = peer_by_conn(k, ev->conn);
+			if (x) {
+				remote__on_msg(k->n, ev->conn, x->id, &h, p);
+				break;
+			}
+		}
+		if (rc == 0 && h.type == PEER_M_HELLO && h.len == PRISM_ID_SIZE &&
 		    prism_wire_frame_len(&h) == ev->len) {
 			prism_id id;
 			memcpy(id.b, p, PRISM_ID_SIZE);
@@ -178,14 +267,16 @@ static void peer_event(struct node_cluster *k, const transport_event *ev)
 				x->up = true;
 			break;
 		}
-		PRISM_LOG_W(LOGM, "dropping a peer link: an unknown message");
+		PRISM_LOG_W(LOGM, "dropping a peer link: an unknown message (%s, type %u)",
+			    rc ? prism_strerror(rc) : "no error", rc ? 0u : (unsigned)h.type);
 		transport_close(ev->conn);
 		break;
 	}
 	case TRANSPORT_EV_CLOSED:
+		remote__peer_gone(k->n, ev->conn);
 		for (uint32_t i = 0; i < k->npeers; i++)
 			if (k->peers[i].c == ev->conn) {
-				k->peers[i] = k->peers[--k->npeers];
+				peer_drop(k, i);
 				break;
 			}
 		break;
@@ -294,7 +385,7 @@ static void heartbeat(struct node_cluster *k)
 			    .heartbeat_ns = realtime_ns(),
 			    .load = n->nreqs,
 			    .state = GCS_NODE_ALIVE};
-	for (uint32_t r = 0; r < n->hdr->nres && r < GCS_NODE_MAX_RESOURCES; r++) {
+	for (uint32_t r = 0; r < n->nres && r < GCS_NODE_MAX_RESOURCES; r++) {
 		gcs_str name = {n->hdr->res[r].name, (uint32_t)strlen(n->hdr->res[r].name)};
 		rec.resources[r] = (gcs_resource){name, n->hdr->res[r].total_milli};
 		uint64_t used = n->res_used[r];
@@ -377,6 +468,115 @@ static void declare_dead(struct node_cluster *k, const struct cluster_node *x, u
 	put_node(k, &rec);
 }
 
+/* Resource names other nodes have join this node's table with a total of 0, so that
+ * clients can ask for them (the daemon sends such requests elsewhere).  Entries are only
+ * ever added, name first, count last: a client reading the table sees whole entries. */
+static void learn_names(struct node_cluster *k)
+{
+	struct sched_node_hdr *h = k->n->hdr;
+	for (uint32_t i = 0; i < k->nview; i++) {
+		const struct cluster_node *x = &k->view[i];
+		for (uint32_t r = 0; r < x->nres; r++) {
+			uint32_t nres = h->nres;
+			const char *name = x->res[r].name;
+			if (sched_res_find(h->res, nres, name, strlen(name)) >= 0)
+				continue;
+			if (nres == SCHED_MAX_RES) {
+				PRISM_LOG_W(LOGM,
+					    "resource '%s' of node %s: this node's table is "
+					    "full (%u names); tasks here cannot ask for it",
+					    name, x->addr, SCHED_MAX_RES);
+				continue;
+			}
+			snprintf(h->res[nres].name, sizeof(h->res[nres].name), "%s", name);
+			h->res[nres].total_milli = 0;
+			h->res[nres].max_milli = 0;
+			__atomic_store_n(&h->nres, nres + 1, __ATOMIC_RELEASE);
+		}
+	}
+	/* The most of each any alive node has (this node's own always counts). */
+	uint64_t now = prism_now_ns();
+	for (uint32_t r = 0; r < h->nres; r++) {
+		uint64_t most = h->res[r].total_milli;
+		for (uint32_t i = 0; i < k->nview; i++) {
+			const struct cluster_node *x = &k->view[i];
+			if (x->state != GCS_NODE_ALIVE || now - x->seen_ns >= k->timeout_ns)
+				continue;
+			for (uint32_t j = 0; j < x->nres; j++)
+				if (strcmp(x->res[j].name, h->res[r].name) == 0 &&
+				    x->res[j].total > most)
+					most = x->res[j].total;
+		}
+		__atomic_store_n(&h->res[r].max_milli, most, __ATOMIC_RELAXED);
+	}
+}
+
+/* A made-up mean task duration and link speed until nodes report them: they only weigh
+ * queue lengths against each other, and no input locality is known per lease. */
+#define PLACE_MEAN_TASK_NS PRISM_NS_PER_MS
+#define PLACE_BANDWIDTH 1000000000ull
+
+int cluster__place(struct sched_node *n, const uint64_t *milli, bool spill, prism_id *id,
+		   char *addr, size_t alen)
+{
+	struct node_cluster *k = n->cluster;
+	int none = spill ? PRISM_E_AGAIN : PRISM_E_INFEASIBLE;
+	if (!k || !k->nview)
+		return none;
+	struct sched_place_node *pn = prism_calloc(k->nview, sizeof(*pn));
+	if (!pn)
+		return -ENOMEM;
+	const struct sched_node_hdr *h = n->hdr;
+	uint32_t nres = h->nres;
+	uint64_t now = prism_now_ns();
+	for (uint32_t i = 0; i < k->nview; i++) {
+		const struct cluster_node *x = &k->view[i];
+		struct sched_place_node *p = &pn[i];
+		bool self = prism_id_eq(x->id, k->id);
+		p->id = x->id;
+		p->alive = x->state == GCS_NODE_ALIVE && now - x->seen_ns < k->timeout_ns;
+		p->mean_task_ns = PLACE_MEAN_TASK_NS;
+		p->bandwidth = PLACE_BANDWIDTH;
+		if (self) {
+			/* This node's own state is known now, not as of its last heartbeat. */
+			p->alive = true;
+			p->queue_len = n->nreqs;
+			for (uint32_t r = 0; r < nres; r++) {
+				p->total_milli[r] = h->res[r].total_milli;
+				p->avail_milli[r] = n->res_used[r] < p->total_milli[r]
+							    ? p->total_milli[r] - n->res_used[r]
+							    : 0;
+			}
+		} else {
+			p->queue_len = x->load + x->placed;
+			for (uint32_t r = 0; r < nres; r++)
+				for (uint32_t j = 0; j < x->nres; j++)
+					if (strcmp(x->res[j].name, h->res[r].name) == 0) {
+						p->total_milli[r] = x->res[j].total;
+						p->avail_milli[r] = x->res[j].avail;
+					}
+		}
+		uint64_t cpus = p->total_milli[SCHED_RES_CPU] / 1000;
+		p->slots = cpus ? (uint32_t)(cpus < UINT32_MAX ? cpus : UINT32_MAX) : 1;
+	}
+	struct sched_place_view v = {.nodes = pn, .nnodes = k->nview, .nres = nres};
+	struct sched_place_task t = {0};
+	for (uint32_t r = 0; r < nres; r++)
+		t.demand_milli[r] = milli[r];
+	uint32_t best = 0;
+	int rc = sched_place_pick(&v, &t, k->place_rr++, &best, NULL);
+	prism_free(pn);
+	if (rc)
+		return rc == PRISM_E_INFEASIBLE ? PRISM_E_INFEASIBLE : none;
+	struct cluster_node *x = &k->view[best];
+	if (prism_id_eq(x->id, k->id))
+		return none; /* this node is still the best place */
+	x->placed++;
+	*id = x->id;
+	snprintf(addr, alen, "%s", x->addr);
+	return 0;
+}
+
 static void on_view_done(void *arg, int status)
 {
 	struct node_cluster *k = arg;
@@ -395,6 +595,7 @@ static void on_view_done(void *arg, int status)
 	k->capnext = cap;
 	k->nnext = 0;
 	k->view_ns = prism_now_ns();
+	learn_names(k);
 	if (!k->head)
 		return;
 	for (uint32_t i = 0; i < k->nview; i++) {
@@ -475,6 +676,7 @@ int cluster__start(struct sched_node *n)
 		return -ENOMEM;
 	n->cluster = k;
 	k->n = n;
+	n->hdr->flags |= SCHED_HDR_CLUSTER; /* before any client attaches */
 	k->head = o->head;
 	k->id = prism_id_new(PRISM_ID_NODE);
 	k->timeout_ns = o->node_timeout_ns ? o->node_timeout_ns : DEFAULT_NODE_TIMEOUT_NS;
@@ -539,6 +741,8 @@ int cluster__start(struct sched_node *n)
 		snprintf(k->addr, sizeof(k->addr), "%s", bound);
 	}
 	if (rc == 0)
+		rc = remote__init(n);
+	if (rc == 0)
 		rc = objstore_xfer_create(k->t, n->os,
 					  sched_seg_at(n->base, n->hdr->objstore_off),
 					  n->hdr->objstore_size, &k->xfer);
@@ -595,12 +799,15 @@ void cluster__stop(struct sched_node *n)
 	if (!k)
 		return;
 	say_goodbye(k);
+	remote__free(n);
 	/* The loop frees the watches, hook and timer itself when it is destroyed. */
 	gcs_client_destroy(k->gcs);
 	gcs_master_destroy(k->master);
 	gcs_replica_destroy(k->replica);
 	objstore_xfer_destroy(k->xfer);
 	transport_destroy(k->t);
+	while (k->npeers)
+		peer_drop(k, 0);
 	prism_free(k->peers);
 	prism_free(k->view);
 	prism_free(k->next);

@@ -82,6 +82,8 @@ static void res_account(struct sched_node *n, uint32_t l, int sign, bool skip_cp
 static void lease_free(struct sched_node *n, uint32_t l)
 {
 	struct sched_lease *ls = sched_lease_at(n->base, l);
+	if (ls->submitter == SCHED_DAEMON_SLOT)
+		remote__hosted_freed(n, l);
 	struct client_local *w = &n->cl[ls->worker];
 	if (w->lease == (int)l) {
 		res_account(n, l, -1, w->blocked);
@@ -102,6 +104,13 @@ bool ctl__res_fit(const struct sched_node *n, const uint64_t *milli)
 	return true;
 }
 
+/* The doorbell of a lease's end: a client's own, or the daemon's for a lease whose other
+ * end is on another node (remote.c). */
+void *ctl__bell(struct sched_node *n, uint32_t slot)
+{
+	return slot == SCHED_DAEMON_SLOT ? n->hdr->daemon_bell : node__client(n, slot)->bell;
+}
+
 int ctl__lease_open(struct sched_node *n, uint32_t client, uint32_t worker,
 		    const uint64_t *milli, bool chan)
 {
@@ -113,13 +122,13 @@ int ctl__lease_open(struct sched_node *n, uint32_t client, uint32_t worker,
 		return -ENOSPC;
 	struct sched_lease *ls = sched_lease_at(n->base, l);
 	prism_ring *spec = NULL, *done = NULL;
-	int rc = prism_ring_create_shared(
-		sched_lease_ring_at(n->base, l, 0), n->hdr->lease_ring_bytes, "spec",
-		SCHED_SLOT, SCHED_LEASE_SLOTS, node__client(n, worker)->bell, &spec);
+	int rc = prism_ring_create_shared(sched_lease_ring_at(n->base, l, 0),
+					  n->hdr->lease_ring_bytes, "spec", SCHED_SLOT,
+					  SCHED_LEASE_SLOTS, ctl__bell(n, worker), &spec);
 	if (rc == 0)
-		rc = prism_ring_create_shared(
-			sched_lease_ring_at(n->base, l, 1), n->hdr->lease_ring_bytes, "done",
-			SCHED_SLOT, SCHED_LEASE_SLOTS, node__client(n, client)->bell, &done);
+		rc = prism_ring_create_shared(sched_lease_ring_at(n->base, l, 1),
+					      n->hdr->lease_ring_bytes, "done", SCHED_SLOT,
+					      SCHED_LEASE_SLOTS, ctl__bell(n, client), &done);
 	prism_ring_destroy(spec);
 	prism_ring_destroy(done);
 	if (rc)
@@ -169,6 +178,46 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 	return 0;
 }
 
+void ctl__lease_close(struct sched_node *n, uint32_t l)
+{
+	lease_free(n, l);
+}
+
+void ctl__lease_return(struct sched_node *n, uint32_t l, bool discard)
+{
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	if (atomic_load(&ls->state) != SCHED_LEASE_GRANTED)
+		return;
+	atomic_store(&ls->state, SCHED_LEASE_RETURNING);
+	struct sched_ctl_msg m;
+	ctl__msg_init(&m, SCHED_M_LEASE_REVOKE);
+	m.a = l;
+	m.b = discard;
+	m.c = ls->generation;
+	ctl__send(n, ls->worker, &m);
+}
+
+static int reqs_push(struct sched_node *n, const struct lease_req *rq)
+{
+	if (n->nreqs == n->capreqs) {
+		uint32_t cap = n->capreqs ? 2 * n->capreqs : 16;
+		void *nr = prism_realloc(n->reqs, cap * sizeof(*n->reqs));
+		if (!nr)
+			return -ENOMEM;
+		n->reqs = nr;
+		n->capreqs = cap;
+	}
+	n->reqs[n->nreqs++] = *rq;
+	return 0;
+}
+
+int ctl__requeue(struct sched_node *n, const struct lease_req *rq)
+{
+	struct lease_req q = *rq;
+	q.next_spill = prism_now_ns() + NODE_SPILL_RETRY_NS;
+	return reqs_push(n, &q);
+}
+
 static void deny(struct sched_node *n, const struct lease_req *rq, int code)
 {
 	struct sched_ctl_msg m;
@@ -176,6 +225,11 @@ static void deny(struct sched_node *n, const struct lease_req *rq, int code)
 	m.h.req_id = rq->req_id;
 	m.code = code;
 	ctl__send(n, rq->client, &m);
+}
+
+void ctl__deny(struct sched_node *n, const struct lease_req *rq, int code)
+{
+	deny(n, rq, code);
 }
 
 int ctl__idle_worker(struct sched_node *n, int code)
@@ -198,8 +252,9 @@ static uint32_t reclaim_idle(struct sched_node *n, uint32_t wanted)
 	uint32_t got = 0;
 	for (uint32_t l = 0; l < SCHED_MAX_LEASES && got < wanted; l++) {
 		struct sched_lease *ls = sched_lease_at(n->base, l);
-		if (n->lease_chan[l] || atomic_load(&ls->state) != SCHED_LEASE_GRANTED ||
-		    atomic_load(&ls->busy) ||
+		/* A lease for another node's submitter (remote.c) is that node's to return. */
+		if (n->lease_chan[l] || ls->submitter == SCHED_DAEMON_SLOT ||
+		    atomic_load(&ls->state) != SCHED_LEASE_GRANTED || atomic_load(&ls->busy) ||
 		    now - atomic_load(&ls->idle_since_ns) < NODE_LEASE_IDLE_NS)
 			continue;
 		uint32_t expect = SCHED_LEASE_GRANTED;
@@ -228,6 +283,7 @@ void ctl__dispatch(struct sched_node *n)
 {
 	uint32_t kept = 0;
 	uint32_t wanted[NODE_MAX_CODES] = {0}; /* requests per program still waiting */
+	uint64_t now = n->remote ? prism_now_ns() : 0;
 	for (uint32_t i = 0; i < n->nreqs; i++) {
 		struct lease_req *rq = &n->reqs[i];
 		struct client_local *req_cl = &n->cl[rq->client];
@@ -242,19 +298,30 @@ void ctl__dispatch(struct sched_node *n)
 		int w = fits ? ctl__idle_worker(n, code) : -1;
 		if (w >= 0 && lease_grant(n, rq, (uint32_t)w) == 0)
 			continue;
+		/* Kept waiting here: another node may start it sooner (bottom-up). */
+		if (n->remote && now - rq->since >= NODE_SPILL_NS && now >= rq->next_spill) {
+			rq->next_spill = now + NODE_SPILL_RETRY_NS;
+			if (remote__request(n, rq, true) == 0)
+				continue;
+		}
 		if (fits)
 			wanted[code]++;
 		n->reqs[kept++] = *rq;
 	}
 	n->nreqs = kept;
+	remote__dispatch(n, wanted);
+	if (kept && n->remote)
+		remote__arm_spill(n, NODE_SPILL_NS);
 	uint32_t for_actors[NODE_MAX_CODES] = {0};
 	actors__dispatch(n, for_actors);
 	uint32_t starved = 0;
 	for (int c = 0; c < (int)NODE_MAX_CODES; c++)
 		starved += wanted[c];
 	/* Requests that do not fit the resources: leases nobody uses might free them. */
-	if (n->nreqs > starved)
+	if (n->nreqs > starved) {
 		reclaim_idle(n, n->nreqs - starved);
+		remote__reclaim(n);
+	}
 	/* Start workers for requests that only lack one (a worker blocked in a nested get
 	 * has lent its CPU back, so CPUs can be free while every worker is leased). */
 	for (int c = 0; c < (int)NODE_MAX_CODES; c++) {
@@ -275,6 +342,7 @@ static void on_lease_req(struct sched_node *n, uint32_t slot, const struct sched
 	struct lease_req rq = {.client = slot,
 			       .gen = node__client(n, slot)->generation,
 			       .req_id = m->h.req_id,
+			       .since = prism_now_ns(),
 			       .shape = q->shape};
 	bool feasible = true;
 	for (uint32_t r = 0; r < SCHED_MAX_RES; r++) {
@@ -288,20 +356,16 @@ static void on_lease_req(struct sched_node *n, uint32_t slot, const struct sched
 	PRISM_LOG_D("ctl", "client %u asks for a lease of %u mCPU %u mGPU (request %llu)", slot,
 		    q->milli[0], q->milli[1], (unsigned long long)m->h.req_id);
 	if (!feasible) {
-		deny(n, &rq, PRISM_E_INFEASIBLE);
+		/* Not here, ever: another node's, or nobody's. */
+		int rc = n->remote ? remote__request(n, &rq, false) : PRISM_E_INFEASIBLE;
+		if (rc)
+			deny(n, &rq, rc);
 		return;
 	}
-	if (n->nreqs == n->capreqs) {
-		uint32_t cap = n->capreqs ? 2 * n->capreqs : 16;
-		void *nr = prism_realloc(n->reqs, cap * sizeof(*n->reqs));
-		if (!nr) {
-			deny(n, &rq, -ENOMEM);
-			return;
-		}
-		n->reqs = nr;
-		n->capreqs = cap;
+	if (reqs_push(n, &rq) != 0) {
+		deny(n, &rq, -ENOMEM);
+		return;
 	}
-	n->reqs[n->nreqs++] = rq;
 	ctl__dispatch(n);
 }
 
@@ -321,12 +385,12 @@ static void on_lease_return(struct sched_node *n, uint32_t slot, const struct sc
 		PRISM_LOG_W("ctl", "client %u returned lease %u it does not hold", slot, m->a);
 		return;
 	}
-	atomic_store(&ls->state, SCHED_LEASE_RETURNING);
-	struct sched_ctl_msg r;
-	ctl__msg_init(&r, SCHED_M_LEASE_REVOKE);
-	r.a = m->a;
-	r.c = ls->generation;
-	ctl__send(n, ls->worker, &r);
+	if (ls->worker == SCHED_DAEMON_SLOT) {
+		remote__revoke(n, m->a, false); /* the worker is on another node */
+		ctl__dispatch(n);
+		return;
+	}
+	ctl__lease_return(n, m->a, false);
 }
 
 static void on_lease_released(struct sched_node *n, uint32_t slot,
@@ -409,7 +473,7 @@ size_t ctl__drain(prism_loop *loop, void *arg)
 				break; /* the handler dropped this client */
 		}
 	}
-	return done;
+	return done + remote__drain(n);
 }
 
 void ctl__before_sleep(prism_loop *loop, void *arg)
@@ -424,6 +488,10 @@ void ctl__before_sleep(prism_loop *loop, void *arg)
 			prism_loop_wake(loop);
 			return;
 		}
+	}
+	if (remote__pending(n)) {
+		prism_doorbell_cancel_sleep(n->hdr->daemon_bell);
+		prism_loop_wake(loop);
 	}
 }
 
@@ -450,7 +518,9 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 			continue;
 		if (ls->worker == slot) {
 			/* The worker is gone: the submitter must retry what it had in flight. */
-			if (st == SCHED_LEASE_GRANTED) {
+			if (st == SCHED_LEASE_GRANTED && ls->submitter == SCHED_DAEMON_SLOT) {
+				remote__hosted_lost(n, l, PRISM_E_PIPE);
+			} else if (st == SCHED_LEASE_GRANTED) {
 				ctl__msg_init(&m, SCHED_M_LEASE_LOST);
 				m.a = l;
 				m.c = ls->generation;
@@ -458,6 +528,9 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 				ctl__send(n, ls->submitter, &m);
 			}
 			lease_free(n, l);
+		} else if (ls->submitter == slot && st == SCHED_LEASE_GRANTED &&
+			   ls->worker == SCHED_DAEMON_SLOT) {
+			remote__revoke(n, l, true);
 		} else if (ls->submitter == slot && st == SCHED_LEASE_GRANTED) {
 			/* Nobody will read the results: the worker drops what is queued. */
 			atomic_store(&ls->state, SCHED_LEASE_RETURNING);

@@ -118,6 +118,8 @@ static int format_segment(struct sched_node *n)
 	h->objstore_size = l.objstore_size;
 	h->inline_max = n->o.inline_max;
 	memcpy(h->res, n->res, sizeof(h->res));
+	for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
+		h->res[r].max_milli = h->res[r].total_milli;
 	h->nres = n->nres;
 	h->ncpus = n->o.ncpus;
 	h->daemon_pid = (int32_t)getpid();
@@ -723,7 +725,7 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 	OUT("prism node: pid %d, socket %s, up %.1f s\n", (int)getpid(), n->socket_path,
 	    (double)(prism_now_ns() - n->started_ns) / 1e9);
 	OUT("resources (leased / total):");
-	for (uint32_t r = 0; r < n->hdr->nres; r++)
+	for (uint32_t r = 0; r < n->nres; r++)
 		OUT(" %s %.3g/%.3g", n->hdr->res[r].name, n->res_used[r] / 1000.0,
 		    n->hdr->res[r].total_milli / 1000.0);
 	OUT("\n");
@@ -735,6 +737,7 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 	ctl__status_leases(n, buf, len, &off);
 	actors__status(n, buf, len, &off);
 	cluster__status(n, buf, len, &off);
+	remote__status(n, buf, len, &off);
 	struct objstore_stats os_st;
 	if (n->os && objstore_get_stats(n->os, &os_st) == 0)
 		OUT("object store: %.1f MiB used of %.1f MiB, %llu objects (table holds %llu), "

@@ -11,6 +11,7 @@
 #include "base/loop.h"
 #include "base/ring.h"
 #include "base/shm.h"
+#include "base/wire.h"
 #include "objstore/objstore.h"
 #include "sched/node.h"
 #include "sched/proto.h"
@@ -67,7 +68,9 @@ struct client_local {
 struct lease_req {
 	uint32_t client, gen;
 	uint64_t req_id;
-	uint32_t shape; /* the requester's number for it, echoed in the grant */
+	uint64_t since;      /* when it came: a request kept waiting may go elsewhere */
+	uint64_t next_spill; /* when to look for another node for it next */
+	uint32_t shape;      /* the requester's number for it, echoed in the grant */
 	uint64_t milli[SCHED_MAX_RES];
 };
 
@@ -104,6 +107,7 @@ struct sched_node {
 	volatile int stop_requested;
 	bool had_driver;
 	struct node_cluster *cluster; /* cluster.c; NULL for a lone node */
+	struct node_remote *remote;   /* remote.c; NULL for a lone node */
 	struct conn *conns;           /* every socket connection, until freed */
 	int fatal;                    /* why the node stopped on its own (sched_node_run) */
 };
@@ -120,9 +124,61 @@ bool cluster__joined(const struct sched_node *n);
 void cluster__status(struct sched_node *n, char *buf, size_t len, size_t *off);
 /* The link to node id at addr (made when there is none), or NULL. */
 struct transport_conn *cluster__peer(struct sched_node *n, prism_id id, const char *addr);
+/* Send one whole frame to a peer (copied as needed; queued until a new link is up). */
+int cluster__send(struct sched_node *n, struct transport_conn *c, const void *frame,
+		  size_t len);
 /* Pull object id from node holder at addr into this node's store (objstore/xfer.h). */
 int cluster__pull(struct sched_node *n, prism_id holder, const char *addr, prism_id id,
 		  void (*cb)(void *arg, int status, prism_id id), void *arg);
+
+/* Where a lease of milli (this node's resource indexes) may go instead: the alive node,
+ * other than this one, where it is expected to start first.  spill: this node could hold
+ * it too and is in the running (PRISM_E_AGAIN when it is still the best).  Otherwise
+ * PRISM_E_INFEASIBLE when no alive node's totals fit.  id and addr name the node. */
+int cluster__place(struct sched_node *n, const uint64_t *milli, bool spill, prism_id *id,
+		   char *addr, size_t alen);
+
+/* remote.c: leases on other nodes' workers.  Peer frame types, after cluster.c's and the
+ * transfer's (objstore/xfer.h). */
+enum {
+	PEER_M_LEASE_REQ = 121,    /* A -> B.  req_id: link; resources by name, the code */
+	PEER_M_LEASE_GRANT = 122,  /* B -> A.  req_id: link; u32 lease, gen, worker pid */
+	PEER_M_LEASE_DENIED = 123, /* B -> A.  req_id: link; i32 code */
+	PEER_M_TASK = 124,         /* A -> B.  u32 lease, gen; a task message, whole slots */
+	PEER_M_DONE = 125,         /* B -> A.  req_id: link; a completion, whole slots */
+	PEER_M_RETURN = 126,       /* A -> B.  u32 lease, gen, discard */
+	PEER_M_LOST = 127,         /* B -> A.  req_id: link; i32 code: the worker died */
+	PEER_M_FREE = 128,         /* A -> B.  16-byte id: a result A has pulled */
+	PEER_M_RECALL = 129,       /* B -> A.  req_id: link: give it back if it is idle */
+};
+/* A request this node could meet but has kept waiting this long looks for a node where
+ * it starts sooner: long enough that a burst of short tasks stays here, short against a
+ * task worth moving; looked at again every SPILL_RETRY_NS. */
+#define NODE_SPILL_NS (5 * PRISM_NS_PER_MS)
+#define NODE_SPILL_RETRY_NS (20 * PRISM_NS_PER_MS)
+int remote__init(struct sched_node *n);
+void remote__free(struct sched_node *n);
+/* Send request rq to another node (its requester hears from there); 0 when sent. */
+int remote__request(struct sched_node *n, const struct lease_req *rq, bool spill);
+void remote__dispatch(struct sched_node *n, uint32_t *wanted);
+/* Requests wait for resources here: ask the nodes holding idle leases here to give
+ * them back (their submitters' busy flags are over there). */
+void remote__reclaim(struct sched_node *n);
+/* Look at the waiting requests again in ns (they may spill by then). */
+void remote__arm_spill(struct sched_node *n, uint64_t ns);
+size_t remote__drain(struct sched_node *n);
+bool remote__pending(struct sched_node *n);
+/* Proxy lease l (worker on another node) given back by its submitter, or left. */
+void remote__revoke(struct sched_node *n, uint32_t l, bool discard);
+/* Hosted lease l (submitter on another node): its worker died; it is being freed. */
+void remote__hosted_lost(struct sched_node *n, uint32_t l, int code);
+void remote__hosted_freed(struct sched_node *n, uint32_t l);
+struct transport_event;
+struct transport_conn;
+void remote__on_msg(struct sched_node *n, struct transport_conn *c, prism_id from,
+		    const prism_wire_hdr *h, const uint8_t *p);
+void remote__peer_gone(struct sched_node *n, struct transport_conn *c);
+void remote__status(struct sched_node *n, char *buf, size_t len, size_t *off);
 
 /* pool.c */
 int pool__spawn(struct sched_node *n, int code);
@@ -131,6 +187,10 @@ void pool__reap_idle(struct sched_node *n);
 int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, const char *cwd,
 		   const char *code_path);
 void pool__code_release(struct sched_node *n, int code);
+/* The program another node's requester runs (the same paths on every node), counted as
+ * one user until pool__code_release().  Takes argv and env (NULL-terminated). */
+int pool__code_remote(struct sched_node *n, const char *exe, const char *cwd,
+		      const char *code_path, char **argv, char **env);
 void pool__free_codes(struct sched_node *n);
 bool pool__can_start(struct sched_node *n, int code, bool for_actor);
 bool pool__broken(struct sched_node *n, int code);
@@ -158,6 +218,14 @@ void ctl__msg_init(struct sched_ctl_msg *m, uint16_t type);
 int ctl__lease_open(struct sched_node *n, uint32_t client, uint32_t worker,
 		    const uint64_t *milli, bool chan);
 int ctl__idle_worker(struct sched_node *n, int code);
+void *ctl__bell(struct sched_node *n, uint32_t slot);
+/* Free lease l now (its far end is gone or was told). */
+void ctl__lease_close(struct sched_node *n, uint32_t l);
+/* Tell lease l's worker to drain and let it go (discard: drop what is queued). */
+void ctl__lease_return(struct sched_node *n, uint32_t l, bool discard);
+void ctl__deny(struct sched_node *n, const struct lease_req *rq, int code);
+/* Put rq back in the queue of requests waiting here. */
+int ctl__requeue(struct sched_node *n, const struct lease_req *rq);
 bool ctl__res_fit(const struct sched_node *n, const uint64_t *milli);
 size_t ctl__drain(prism_loop *loop, void *arg);
 void ctl__before_sleep(prism_loop *loop, void *arg);

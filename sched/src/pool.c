@@ -126,6 +126,54 @@ int pool__code_for(struct sched_node *n, pid_t driver_pid, const char *exe, cons
 	return free_idx;
 }
 
+int pool__code_remote(struct sched_node *n, const char *exe, const char *cwd,
+		      const char *code_path, char **argv, char **env)
+{
+	int free_idx = -1;
+	for (int i = 0; i < (int)NODE_MAX_CODES; i++) {
+		struct code *c = &n->codes[i];
+		if (c->used && strcmp(c->exe, exe) == 0 && strcmp(c->cwd, cwd) == 0 &&
+		    strcmp(c->code_path, code_path) == 0) {
+			free_env(argv);
+			free_env(env);
+			c->drivers++;
+			return i;
+		}
+		if (!c->used && free_idx < 0)
+			free_idx = i;
+	}
+	if (free_idx < 0) {
+		free_env(argv);
+		free_env(env);
+		return -ENOSPC;
+	}
+	struct code *c = &n->codes[free_idx];
+	memset(c, 0, sizeof(*c));
+	c->exe = prism_strdup(exe);
+	c->cwd = prism_strdup(cwd);
+	c->code_path = prism_strdup(code_path);
+	/* Only PRISM_* variables this node sets for its workers are dropped, as for a local
+	 * driver's environment. */
+	size_t k = 0;
+	for (size_t i = 0; env && env[i]; i++) {
+		if (sched_env_inherited(env[i]))
+			env[k++] = env[i];
+		else
+			prism_free(env[i]);
+	}
+	if (env)
+		env[k] = NULL;
+	c->env = env;
+	c->argv = argv;
+	if (!c->exe || !c->cwd || !c->code_path) {
+		code_free(c);
+		return -ENOMEM;
+	}
+	c->used = true;
+	c->drivers = 1;
+	return free_idx;
+}
+
 void pool__code_release(struct sched_node *n, int code)
 {
 	struct code *c = &n->codes[code];

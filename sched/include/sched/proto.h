@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define SCHED_SEG_MAGIC 0x444d5350u /* "PSMD" */
-#define SCHED_SEG_VERSION 2u
+#define SCHED_SEG_VERSION 3u
 
 #define SCHED_SLOT 64u
 /* 255 slots of control messages each way: a control message is one or two slots, and the
@@ -141,16 +141,31 @@ struct sched_node_hdr {
 	uint32_t inline_max; /* results up to this size travel inline (bytes) */
 	uint32_t ncpus;
 	int32_t daemon_pid;
-	uint32_t nres; /* resources in res[], CPU and GPU included */
+	/* Resources in res[], CPU and GPU included.  Entries are fixed when the node starts;
+	 * a node in a cluster appends, with a total of 0, the names other nodes have (so its
+	 * clients may ask for them): read it with acquire, then the entries below it. */
+	uint32_t nres;
+	uint32_t flags; /* SCHED_HDR_* */
+	uint32_t pad_;
 	struct sched_res {
 		char name[SCHED_RES_NAME];
 		uint64_t total_milli;
-	} res[SCHED_MAX_RES]; /* fixed when the node starts */
+		/* The most of it any alive node has: total_milli on a lone node; in a
+		 * cluster, as of the daemon's last view of every node. */
+		uint64_t max_milli;
+	} res[SCHED_MAX_RES];
 	/* doorbell of every up ring, on its own cache line */
 	uint8_t daemon_bell[64] __attribute__((aligned(64)));
 };
 _Static_assert(offsetof(struct sched_node_hdr, daemon_bell) % 64 == 0,
 	       "the daemon's doorbell is cache-line aligned");
+
+enum sched_hdr_flags {
+	/* The node is part of a cluster: a resource it lacks may be another node's, so
+	 * clients leave such requests to the daemon, which sends them on or refuses them
+	 * (PRISM_E_INFEASIBLE) when no node has enough. */
+	SCHED_HDR_CLUSTER = 1,
+};
 
 /* Where each part of the segment is; computed by the daemon, checked by clients. */
 struct sched_layout {
