@@ -16,6 +16,8 @@ int bench_actors_client(const char *addr, double seconds);
 int bench_transport(const struct bench_opts *o);
 int bench_gcs(const struct bench_opts *o);
 int bench_cluster(const struct bench_opts *o);
+/* bench_es.c: examples/es_humanoid against bench/peers/es_mpi.c, run as programs. */
+int bench_es(const struct bench_opts *o);
 /* bench_cluster_sim.c: cluster/sim_100_nodes, the global scheduler simulated. */
 int bench_cluster_sim(const struct bench_opts *o);
 /* bench_transport.c: the raw TCP floor (64 B round trips into h, or 1 MiB GB/s). */
