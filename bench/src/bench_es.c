@@ -66,6 +66,8 @@ static const struct es_settings quick = {"10000", "16", "200", "1048576", 1};
 struct es_result {
 	double tps, eps, wall_s;
 	double timesteps, episodes, generations;
+	double busy;     /* prism: the actors' time in rollouts over workers x wall */
+	double master_s; /* prism: the driver's time outside the evaluations */
 };
 
 /* The directory of this executable, with a trailing '/', into dir. */
@@ -198,7 +200,10 @@ static bool parse_case(const char *out, const char *name, struct es_result *r)
 				.wall_s = json_num(line, "wall_s"),
 				.timesteps = json_num(line, "timesteps"),
 				.episodes = json_num(line, "episodes"),
-				.generations = json_num(line, "generations")};
+				.generations = json_num(line, "generations"),
+				.master_s = json_num(line, "master_s")};
+	double workers = json_num(line, "workers");
+	r->busy = json_num(line, "rollout_s") / (workers * r->wall_s);
 	return r->tps > 0 && r->timesteps > 0;
 }
 
@@ -292,9 +297,12 @@ static void report_side(struct es_bench *b, const char *who, const struct es_res
 		{"generations", median_of(r, n, offsetof(struct es_result, generations)), NULL},
 		{"wall_s", median_of(r, n, offsetof(struct es_result, wall_s)), NULL},
 		{"budget", atof(b->s->timesteps), NULL},
+		{"workers_busy", median_of(r, n, offsetof(struct es_result, busy)), NULL},
+		{"master_s", median_of(r, n, offsetof(struct es_result, master_s)), NULL},
 	};
+	bool prism = strcmp(who, "prism") == 0; /* only prism reports its breakdown */
 	snprintf(name, sizeof(name), "%s_timesteps_per_s", who);
-	bench_report_value(b->o, SUITE, name, "timesteps/s", tps, f, 7);
+	bench_report_value(b->o, SUITE, name, "timesteps/s", tps, f, prism ? 9 : 7);
 	snprintf(name, sizeof(name), "%s_episodes_per_s", who);
 	bench_report_value(b->o, SUITE, name, "episodes/s",
 			   median_of(r, n, offsetof(struct es_result, eps)), f, 2);

@@ -673,6 +673,12 @@ static int put_noise(struct run *r)
 		return fail_call(rc, NULL, 0, "cannot make the noise table");
 	rc = prism_put(own.data, own.n * sizeof(float), &r->d.noise);
 	es_noise_destroy(&own);
+	if (rc == PRISM_E_TOO_BIG || rc == PRISM_E_STORE_FULL)
+		fprintf(stderr,
+			TAG ": the noise table (%zu bytes) does not fit in the node's object "
+			    "store: give the node more (prism start --object_store_memory) or "
+			    "the table less (--noise-floats)\n",
+			r->o.noise_floats * sizeof(float));
 	if (rc)
 		return fail_call(rc, NULL, 0, "cannot put the noise table in the object store");
 	if ((rc = prism_get(r->d.noise, -1, &data, &len)) != 0)

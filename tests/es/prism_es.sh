@@ -9,12 +9,15 @@
 #     1.27-1.67; test_train measured 0.94-1.04 without learning.)
 #   - The JSON reports a positive rate, 2 workers and the timesteps; --save writes a
 #     policy file.
+#   - With PRISM_ADDRESS set it runs on that node (started here with the prism CLI)
+#     instead of an embedded one: the node's status counts the 2 actors it hosted.
 #   - Bad options are refused with exit status 2 and a reason; a missing model with 1 and
 #     the Debian package named.
-# Usage: prism_es.sh ES_HUMANOID.  Every run is bounded by `timeout`.
+# Usage: prism_es.sh ES_HUMANOID PRISM_CLI.  Every run is bounded by `timeout`.
 es=$1
+cli=$2
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+trap 'timeout 20 "$cli" stop --socket "$dir/node.sock" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 fail() {
 	echo "FAIL: $*"
 	exit 1
@@ -59,6 +62,17 @@ g=$(gain)
 echo "no learning: last/first mean return $g"
 awk -v g="$g" 'BEGIN { exit !(g + 0 < 1.10) }' ||
 	fail "without learning the gain is $g: the threshold does not tell learning apart"
+
+timeout 60 "$cli" start --socket "$dir/node.sock" >"$dir/out" 2>&1 ||
+	fail "cannot start a node: $(cat "$dir/out")"
+PRISM_ADDRESS="$dir/node.sock" run --workers 2 --timesteps 2000 --pairs-per-gen 8 \
+	--max-episode-steps 100 --noise-floats 1048576
+[ "$rc" = 0 ] || fail "attached to a node: exit status $rc"
+grep -q "2 workers, [1-9][0-9]* timesteps" "$dir/out" || fail "attached to a node: no summary"
+timeout 20 "$cli" status --socket "$dir/node.sock" >"$dir/status" 2>&1
+grep -Eq "actors: .* 2 created" "$dir/status" ||
+	fail "the node did not host the 2 actors: $(cat "$dir/status")"
+timeout 20 "$cli" stop --socket "$dir/node.sock" >/dev/null 2>&1
 
 run --pairs-per-gen 0
 [ "$rc" = 2 ] || fail "bad --pairs-per-gen: exit status $rc, want 2"
