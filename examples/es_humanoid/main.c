@@ -14,10 +14,12 @@
  *   - Each generation the driver puts theta (108 KB for the default 2 x 64 MLP) into the
  *     store, and beside it one small object holding the generation's header, the
  *     observation normalisation and the tasks (noise offset and episode seed per pair).
- *     Then it hands out slices of the pairs, `--pairs-per-call` at a time, keeping two
- *     calls queued per actor so that none waits for the driver between slices; whichever
- *     actor finishes first gets the next slice, so a worker that drew long episodes does
- *     not hold up the generation the way a static split does.  Each call answers with its
+ *     Then it hands out slices of the pairs, keeping two calls queued per actor so that
+ *     none waits for the driver between slices; whichever actor finishes first gets the
+ *     next slice, so a worker that drew long episodes does not hold up the generation
+ *     the way a static split does.  Slices are guided: the pairs left over twice the
+ *     actors, so calls are few while much is left and one pair each at the end
+ *     (--pairs-per-call fixes their size instead).  Each call answers with its
  *     pair results and its observation sums (inline: a few KB), which the driver merges.
  *   - The master update (centred ranks, gradient from the noise table, Adam) runs in the
  *     driver, as es_generation() does it for the MPI peer too.
@@ -274,7 +276,7 @@ struct opts {
 	uint32_t layers, width;
 	unsigned obs;
 	uint32_t workers;
-	uint32_t pairs_per_call; /* 0: about a quarter of a worker's share */
+	uint32_t pairs_per_call; /* 0: guided (slices shrink as the generation ends) */
 	const char *model;
 	const char *save;
 	bool json;
@@ -288,8 +290,9 @@ static void usage(FILE *f)
 		"  --workers N            actors evaluating perturbations (default: one per "
 		"CPU)\n"
 		"  --pairs-per-gen N      antithetic pairs per generation (default 64)\n"
-		"  --pairs-per-call N     pairs per actor call (default: a quarter of a "
-		"worker's share)\n"
+		"  --pairs-per-call N     pairs per actor call (default: guided, the pairs "
+		"left\n"
+		"                         over 2 x workers, so the last calls take one pair)\n"
 		"  --sigma X              perturbation scale (default 0.02)\n"
 		"  --lr X                 Adam step size (default 0.01)\n"
 		"  --l2 X                 weight decay (default 0.005)\n"
@@ -451,7 +454,7 @@ struct driver {
 	const struct opts *o;
 	prism_actor *actors;
 	uint32_t nactors;
-	uint32_t per_call;
+	uint32_t per_call;   /* pairs per call, or 0: guided */
 	prism_ref noise;     /* the table in the store, held for the whole run */
 	struct es_noise tab; /* the driver's view of it (for the gradient) */
 	uint8_t *meta;       /* the generation's meta object, assembled here */
@@ -515,9 +518,14 @@ static int publish(struct driver *d, const struct es_gen_input *in, prism_ref *t
 static int dispatch(struct driver *d, prism_ref theta, prism_ref meta, uint32_t npairs,
 		    uint32_t *next, uint32_t k, struct flight *f)
 {
-	struct slice s = {.first = *next, .count = npairs - *next};
-	if (s.count > d->per_call)
-		s.count = d->per_call;
+	/* Guided: the pairs left over twice the actors (each has DEPTH calls queued), so
+	 * calls are few while much is left and a single pair at the end, when an uneven
+	 * finish would leave actors idle. */
+	uint32_t left = npairs - *next;
+	struct slice s = {.first = *next,
+			  .count = (left + 2 * d->nactors - 1) / (2 * d->nactors)};
+	if (d->per_call)
+		s.count = d->per_call < left ? d->per_call : left;
 	prism_value args[] = {prism_refval(d->noise), prism_refval(theta), prism_refval(meta),
 			      prism_bytes(&s, sizeof(s))};
 	int rc = prism_actor_call(d->actors[k], "eval", args, 4, NULL, &f->ref);
@@ -720,10 +728,9 @@ static int start_actors(struct run *r)
 static int setup(struct run *r)
 {
 	struct driver *d = &r->d;
-	uint32_t share = (r->o.es.pairs_per_gen + r->o.workers - 1) / r->o.workers;
 	d->o = &r->o;
 	d->nactors = r->o.workers;
-	d->per_call = r->o.pairs_per_call ? r->o.pairs_per_call : (share + 3) / 4;
+	d->per_call = r->o.pairs_per_call;
 	d->actors = calloc(d->nactors, sizeof(*d->actors));
 	d->fl = calloc((size_t)d->nactors * DEPTH, sizeof(*d->fl));
 	d->wrefs = calloc((size_t)d->nactors * DEPTH, sizeof(*d->wrefs));
@@ -784,11 +791,12 @@ static void report_text(const struct run *r, const struct es_gen_stats *st,
 		   " episodes, %zu generations in %.2f s (setup %.2f s apart)\n"
 		   "        %.0f timesteps/s, %.1f episodes/s; mean return %.1f -> %.1f\n"
 		   "        workers busy %.0f%% of the run; master %.3f s; %" PRIu64
-		   " calls of %u pairs\n",
+		   " calls (%.1f pairs each)\n",
 	       d->nactors, st->total_timesteps, st->total_episodes, cv->n, wall, r->setup_s,
 	       (double)st->total_timesteps / wall, (double)st->total_episodes / wall, cv->v[0],
 	       cv->v[cv->n - 1], 100.0 * (double)d->busy_ns / 1e9 / (wall * d->nactors),
-	       wall - (double)d->eval_ns / 1e9, d->calls, d->per_call);
+	       wall - (double)d->eval_ns / 1e9, d->calls,
+	       (double)r->o.es.pairs_per_gen * (double)cv->n / (double)d->calls);
 }
 
 static void report_json(const struct run *r, const struct es_gen_stats *st,
@@ -801,11 +809,12 @@ static void report_json(const struct run *r, const struct es_gen_stats *st,
 	       "\"value\":%.1f,\"peer\":\"prism\",\"workers\":%u,\"timesteps\":%" PRIu64
 	       ",\"episodes\":%" PRIu64 ",\"generations\":%zu,\"wall_s\":%.3f,"
 	       "\"setup_s\":%.3f,\"timesteps_per_s\":%.1f,\"episodes_per_s\":%.2f,"
-	       "\"pairs_per_gen\":%u,\"pairs_per_call\":%u,\"nparams\":%zu,\"seed\":%" PRIu64
+	       "\"pairs_per_gen\":%u,\"pairs_per_call\":%.2f,\"nparams\":%zu,\"seed\":%" PRIu64
 	       ",\"rollout_s\":%.3f,\"eval_wall_s\":%.3f,\"master_s\":%.3f,\"calls\":%" PRIu64
 	       ",\"reward_curve\":[",
 	       tps, d->nactors, st->total_timesteps, st->total_episodes, cv->n, wall,
-	       r->setup_s, tps, eps, r->o.es.pairs_per_gen, d->per_call, r->nparams,
+	       r->setup_s, tps, eps, r->o.es.pairs_per_gen,
+	       (double)r->o.es.pairs_per_gen * (double)cv->n / (double)d->calls, r->nparams,
 	       r->o.es.seed, (double)d->busy_ns / 1e9, (double)d->eval_ns / 1e9,
 	       wall - (double)d->eval_ns / 1e9, d->calls);
 	for (size_t i = 0; i < cv->n; i++)
