@@ -16,7 +16,7 @@
 # Usage: prism_es.sh ES_HUMANOID PRISM_CLI.  Every run is bounded by `timeout`.
 es=$1
 cli=$2
-dir=$(mktemp -d)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/prism-es-test.XXXXXX")
 trap 'timeout 20 "$cli" stop --socket "$dir/node.sock" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 fail() {
 	echo "FAIL: $*"
