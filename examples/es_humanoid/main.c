@@ -103,7 +103,9 @@ static int64_t now_ns(void)
 struct es_actor {
 	es_env_model *model;
 	es_worker *w;
-	struct es_noise noise; /* a view of the store's table, renewed by every call */
+	/* A view of the store's table, set by every call: prism pins an argument's bytes
+	 * only while the call runs, so the view is not used between calls. */
+	struct es_noise noise;
 	es_obstat *obstat;
 	size_t nparams;
 	uint32_t obs_dim;
