@@ -275,12 +275,15 @@ static int run_one(struct es_bench *b, bool mpi, struct es_result *r)
 		b->no_model = true;
 		return rc;
 	}
+	char how[64];
+	if (rc < 0)
+		snprintf(how, sizeof(how), "%s", strerror(-rc));
+	else if (rc == 0)
+		snprintf(how, sizeof(how), "no result in its output");
+	else
+		snprintf(how, sizeof(how), "exit status %d", rc);
 	fprintf(stderr, "prism-bench " SUITE ": %s failed (%s): %s\n",
-		mpi ? "es_mpi" : "es_humanoid",
-		rc < 0    ? strerror(-rc)
-		: rc == 0 ? "no result"
-			  : "exit status",
-		why);
+		mpi ? "es_mpi" : "es_humanoid", how, why);
 	return rc ? rc : 1;
 }
 
