@@ -19,6 +19,7 @@ static const struct {
 	 "links between processes: tcp, softverbs, verbs vs raw TCP"},
 	{"gcs", bench_gcs, "GCS chains of 1-3 replicas vs redis-server"},
 	{"cluster", bench_cluster, "between nodes: object transfer vs raw TCP"},
+	{"es", bench_es, "evolution strategies on the MuJoCo humanoid: prism vs OpenMPI"},
 	/* Part of the cluster suite (its JSON says "suite":"cluster"); "cluster" runs it after
 	 * the transfers, "cluster/sim_100_nodes" alone. */
 	{"cluster/tasks", bench_cluster_tasks,

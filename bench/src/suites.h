@@ -19,6 +19,8 @@ int bench_cluster(const struct bench_opts *o);
 /* bench_cluster_tasks.c: remote_task_sync and tasks_async_3nodes on a three-node
  * cluster. */
 int bench_cluster_tasks(const struct bench_opts *o);
+/* bench_es.c: examples/es_humanoid against bench/peers/es_mpi.c, run as programs. */
+int bench_es(const struct bench_opts *o);
 /* bench_cluster_sim.c: cluster/sim_100_nodes, the global scheduler simulated. */
 int bench_cluster_sim(const struct bench_opts *o);
 /* bench_transport.c: the raw TCP floor (64 B round trips into h, or 1 MiB GB/s). */
