@@ -392,6 +392,23 @@ static void on_host(const struct sched_ctl_msg *m)
 		become_realtime(host.rt_cpu);
 }
 
+/* A call with a deadline about to start: counted, and counted late when it starts after
+ * the deadline; a stale one that asked to be dropped is answered PRISM_E_DEADLINE
+ * instead.  Returns whether it runs. */
+static bool deadline_admit(const struct sched_task_msg *m, const struct rt_fn *fn)
+{
+	uint64_t now = prism_now_ns();
+	bool late = now > m->deadline;
+	bool drop = late && (m->flags & SCHED_TASK_DROP_LATE);
+	rt_deadline_count(late, drop);
+	if (drop)
+		send_failure(m, PRISM_E_DEADLINE,
+			     "%s: dropped, %.3f ms past its deadline when "
+			     "it would have started",
+			     fn->name, (double)(now - m->deadline) / 1e6);
+	return !drop;
+}
+
 static void run_task(const struct sched_task_msg *m)
 {
 	quiet = (m->flags & SCHED_TASK_CTOR) != 0;
@@ -436,6 +453,8 @@ static void run_task(const struct sched_task_msg *m)
 		send_failure(m, PRISM_E_PROTO, "%s: too many results requested", fn->name);
 		return;
 	}
+	if (m->deadline && !deadline_admit(m, fn))
+		return;
 	if (m->nargs > 16 && (!(args = prism_malloc(m->nargs * sizeof(*args))) ||
 			      !(pins = prism_malloc(m->nargs * sizeof(*pins))))) {
 		send_failure(m, -ENOMEM, "%s: no memory for its arguments", fn->name);
@@ -675,6 +694,27 @@ static void serve_lease(struct serve *sv, int max)
 	}
 }
 
+/* Run the call with the earliest deadline at the head of a channel, if any head has a
+ * deadline.  Returns whether one ran. */
+static bool serve_earliest(void)
+{
+	struct sched_task_msg head;
+	_Static_assert(sizeof(head) == SCHED_SLOT, "a task header is one slot");
+	int best = -1;
+	uint64_t best_dl = UINT64_MAX;
+	for (uint32_t i = 0; i < host.nchans; i++) {
+		if (!prism_ring_peek(host.chans[i].spec, &head) ||
+		    head.h.type != SCHED_M_TASK || !head.deadline || head.deadline >= best_dl)
+			continue;
+		best = (int)i;
+		best_dl = head.deadline;
+	}
+	if (best < 0)
+		return false;
+	serve_lease(&host.chans[best], 1);
+	return true;
+}
+
 static void serve_some(void)
 {
 	/* Bounded, so control messages are seen between batches. */
@@ -688,7 +728,12 @@ static void serve_some(void)
 			serve_lease(&host.chans[host.owner_chan], 1);
 		return;
 	}
-	/* In turn, a few calls from each caller: no caller can starve another. */
+	/* Calls with a deadline first, earliest first, across callers (one caller's calls
+	 * stay in order: only the head of each channel is looked at). */
+	for (int k = 0; k < 64 && serve_earliest(); k++)
+		if (rt.revoke_pending)
+			return;
+	/* Then in turn, a few calls from each caller: no caller can starve another. */
 	uint32_t n = host.nchans;
 	for (uint32_t k = 0; k < n && host.nchans; k++) {
 		uint32_t i = (host.next + k) % host.nchans;

@@ -90,7 +90,12 @@ struct sched_client {
 	uint32_t pad0_;
 	uint64_t tasks_run;    /* client: tasks this worker finished */
 	uint64_t tasks_failed; /* client */
-	uint8_t pad1_[24];
+	/* client: calls with a deadline this process started or dropped, those that started
+	 * after their deadline, and those dropped as stale (SCHED_TASK_DROP_LATE).  Never
+	 * reset when the slot is reused, so their sum over all slots is the node's count. */
+	uint64_t deadline_calls;
+	uint64_t deadline_late;
+	uint64_t deadline_dropped;
 };
 _Static_assert(sizeof(struct sched_client) == 128, "two cache lines: doorbells stay aligned");
 
@@ -326,8 +331,9 @@ struct sched_task_msg {
 };
 
 enum sched_task_flags {
-	SCHED_TASK_METHOD = 1, /* fn: sched_fn_hash("Class.method") */
-	SCHED_TASK_CTOR = 2,   /* fn: the class; builds the actor's state (or restores it) */
+	SCHED_TASK_METHOD = 1,    /* fn: sched_fn_hash("Class.method") */
+	SCHED_TASK_CTOR = 2,      /* fn: the class; builds the actor's state (or restores it) */
+	SCHED_TASK_DROP_LATE = 4, /* not run when it would start after its deadline */
 };
 
 enum sched_arg_kind {
