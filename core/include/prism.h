@@ -377,6 +377,14 @@ typedef struct prism_actor_opts {
 	 * a CPU of its own, locks its memory (mlockall) and runs SCHED_FIFO when allowed
 	 * (a warning otherwise).  At most ncpus - 1 per node: PRISM_E_NO_SPINNER beyond. */
 	bool realtime;
+	/* A real-time actor: how long it spins after each call before it sleeps (still
+	 * SCHED_FIFO, so a call wakes it at once, in tens of microseconds); 0 = it spins
+	 * forever.  Spinning forever suits a CPU isolated from other work (isolcpus).  On a
+	 * CPU that other threads share, a SCHED_FIFO thread that never sleeps starves them
+	 * and the kernel steps in (RT throttling, or since Linux 6.12 the fair server), taking
+	 * the CPU from the actor for tens of milliseconds a second; a spin shorter than the
+	 * gap between calls avoids that.  Only with realtime (-EINVAL otherwise). */
+	uint64_t rt_spin_ns;
 } prism_actor_opts;
 
 /* Create an actor of class cls (registered in this program) with constructor arguments.

@@ -351,8 +351,9 @@ static void checkpoint(void)
 	rt_send_msg(&c.h);
 }
 
-/* Real time: pin, lock, SCHED_FIFO if allowed, and never sleep. */
-static void become_realtime(int cpu)
+/* Real time: pin, lock, SCHED_FIFO if allowed, and spin spin_us after each call before
+ * sleeping (0: never sleep). */
+static void become_realtime(int cpu, uint32_t spin_us)
 {
 	if (cpu >= 0) {
 		cpu_set_t set;
@@ -373,7 +374,8 @@ static void become_realtime(int cpu)
 			    "real-time actor: SCHED_FIFO not allowed (%s); running as a normal "
 			    "thread that never sleeps (grant CAP_SYS_NICE or an rtprio limit)",
 			    strerror(errno));
-	rt.spin_ns = UINT64_MAX / 4; /* spin on the rings forever */
+	/* Spin on the rings forever, or for spin_us after each call. */
+	rt.spin_ns = spin_us ? (uint64_t)spin_us * PRISM_NS_PER_US : UINT64_MAX / 4;
 }
 
 static void on_host(const struct sched_ctl_msg *m)
@@ -389,7 +391,7 @@ static void on_host(const struct sched_ctl_msg *m)
 	host.has_ckpt = !prism_id_is_nil(host.ckpt);
 	host.ckpt_seq = m->e;
 	if (host.flags & SCHED_ACTOR_REALTIME)
-		become_realtime(host.rt_cpu);
+		become_realtime(host.rt_cpu, m->c);
 }
 
 /* A call with a deadline about to start: counted, and counted late when it starts after

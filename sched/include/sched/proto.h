@@ -252,7 +252,8 @@ enum sched_msg_type {
 	SCHED_M_ACTOR_DENIED = 28,     /* to caller: {code, tail: actor id} */
 	SCHED_M_ACTOR_OK = 29,   /* create accepted, or lookup answer: {e: class, tail: id} */
 	SCHED_M_ACTOR_HOST = 30, /* to worker: {actor, code: CPU to pin to or -1,
-				       * b: flags (SCHED_ACTOR_*), tail: checkpoint id} */
+				       * b: flags (SCHED_ACTOR_*), c: real-time spin in us
+				       * (0: forever), tail: checkpoint id} */
 	/* lease rings */
 	SCHED_M_TASK = 40,
 	SCHED_M_DONE = 41,
@@ -300,7 +301,9 @@ struct sched_actor_msg {
 	 * message: the daemon puts it first into the owner's channel each time it binds
 	 * the actor to a worker, so neither creation nor a restart waits for the owner. */
 	prism_id ctor;
-	uint8_t pad_[32]; /* whole slots: a message is sent as whole 64-byte slots */
+	uint32_t
+		rt_spin_us; /* a real-time actor: spin after each call, then sleep; 0: forever */
+	uint8_t pad_[28];   /* whole slots: a message is sent as whole 64-byte slots */
 };
 _Static_assert(sizeof(struct sched_actor_msg) % SCHED_SLOT == 0, "whole slots");
 
