@@ -20,6 +20,8 @@ static const struct {
 	{"gcs", bench_gcs, "GCS chains of 1-3 replicas vs redis-server"},
 	{"cluster", bench_cluster, "between nodes: object transfer vs raw TCP"},
 	{"es", bench_es, "evolution strategies on the MuJoCo humanoid: prism vs OpenMPI"},
+	{"control", bench_control,
+	 "control loop at 1-30 ms: idle, under ES training, and the timer floor"},
 	/* Part of the cluster suite (its JSON says "suite":"cluster"); "cluster" runs it after
 	 * the transfers, "cluster/sim_100_nodes" alone. */
 	{"cluster/tasks", bench_cluster_tasks,
@@ -53,6 +55,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	struct bench_opts o = {0};
+	bench_control_child(argc, argv); /* returns unless this is its ES load process */
 	/* An extra driver of the tasks suite (multi_client_tasks_async). */
 	if (argc == 4 && strcmp(argv[1], "--tasks-client") == 0)
 		return bench_tasks_client(argv[2], atof(argv[3]));

@@ -23,6 +23,10 @@ int bench_cluster_tasks(const struct bench_opts *o);
 int bench_es(const struct bench_opts *o);
 /* bench_cluster_sim.c: cluster/sim_100_nodes, the global scheduler simulated. */
 int bench_cluster_sim(const struct bench_opts *o);
+/* bench_control.c: the control loop (issue 8); the child is its ES load process (this
+ * binary run again), entered from main() before anything else. */
+int bench_control(const struct bench_opts *o);
+void bench_control_child(int argc, char **argv);
 /* bench_transport.c: the raw TCP floor (64 B round trips into h, or 1 MiB GB/s). */
 int bench_raw_tcp(const struct bench_opts *o, bool bw, prism_hist *h, double *gbs);
 

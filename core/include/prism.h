@@ -195,16 +195,52 @@ typedef struct prism_resource {
 	double amount; /* > 0; fractions allowed (thousandths) */
 } prism_resource;
 
+/* Deadlines.  A task or actor call may carry an absolute deadline (deadline_ns, on
+ * CLOCK_MONOTONIC as prism_now_ns() and clock_gettime() read it; 0: none).  It is the
+ * time by which the call should have *started*:
+ *
+ *   - Order.  Where calls wait and may be reordered, calls with a deadline go ahead of
+ *     calls without one, earliest deadline first (ties in submission order): the
+ *     submitter's queue of tasks waiting for a worker (per resource shape), and a
+ *     real-time or ordinary actor choosing between its callers.  What does not reorder:
+ *     the calls one process makes to one actor run in the order they were made, a
+ *     deadline or not (a deadline call waits behind that caller's earlier calls), and a
+ *     task already pushed to a leased worker waits behind the tasks pushed there before
+ *     it (a deadline task goes to the leased worker with the fewest in flight, and long
+ *     tasks are pushed one at a time per worker, so that is at most one long task or a
+ *     few short ones).
+ *   - Lateness.  A call that starts after its deadline runs anyway and is counted late,
+ *     per node: `prism status` shows the node's deadline calls, late and dropped, and
+ *     prism_node_stats() reads them.
+ *   - Dropping.  With PRISM_CALL_DROP_LATE in flags a call that would start after its
+ *     deadline is not run at all: its results fail with PRISM_E_DEADLINE (prism_get()
+ *     returns that code, with a message naming the function and how late it was).  The
+ *     check is made where the call waited (in the submitter's queue) and again where it
+ *     would start (in the worker), so a stale call costs the worker nothing.  For an
+ *     actor call, a dropped call changes no state; later calls run as usual. */
+#define PRISM_CALL_DROP_LATE 1u
+
 typedef struct prism_call_opts {
 	uint32_t num_returns; /* 0 = 1; at most 16 */
 	double num_cpus;      /* CPUs the task holds while it runs; 0 = 1 */
 	double num_gpus;      /* GPUs; 0 = none */
 	int max_retries;      /* retries when its worker dies; 0 = default (3), -1 = none */
-	uint64_t deadline_ns; /* absolute CLOCK_MONOTONIC deadline; 0 = none */
+	uint64_t deadline_ns; /* absolute CLOCK_MONOTONIC start deadline; 0 = none */
 	/* Custom resources the task holds while it runs; read during the call only. */
 	const prism_resource *resources;
 	size_t nresources;
+	uint32_t flags; /* PRISM_CALL_*: DROP_LATE (needs deadline_ns) */
 } prism_call_opts;
+
+/* The node's counts of calls with a deadline since it started (every process's). */
+typedef struct prism_node_stats {
+	uint64_t deadline_calls;   /* started or dropped */
+	uint64_t deadline_late;    /* started after their deadline */
+	uint64_t deadline_dropped; /* not run: stale, with PRISM_CALL_DROP_LATE */
+} prism_node_stats;
+
+/* Read the node's counters (attached node; PRISM_E_CLOSED before prism_init()). */
+PRISM_API int prism_node_stats_get(prism_node_stats *out);
 
 #define PRISM_MAX_RETURNS 16
 
@@ -341,6 +377,14 @@ typedef struct prism_actor_opts {
 	 * a CPU of its own, locks its memory (mlockall) and runs SCHED_FIFO when allowed
 	 * (a warning otherwise).  At most ncpus - 1 per node: PRISM_E_NO_SPINNER beyond. */
 	bool realtime;
+	/* A real-time actor: how long it spins after each call before it sleeps (still
+	 * SCHED_FIFO, so a call wakes it at once, in tens of microseconds); 0 = it spins
+	 * forever.  Spinning forever suits a CPU isolated from other work (isolcpus).  On a
+	 * CPU that other threads share, a SCHED_FIFO thread that never sleeps starves them
+	 * and the kernel steps in (RT throttling, or since Linux 6.12 the fair server), taking
+	 * the CPU from the actor for tens of milliseconds a second; a spin shorter than the
+	 * gap between calls avoids that.  Only with realtime (-EINVAL otherwise). */
+	uint64_t rt_spin_ns;
 } prism_actor_opts;
 
 /* Create an actor of class cls (registered in this program) with constructor arguments.
@@ -349,8 +393,8 @@ typedef struct prism_actor_opts {
  * PRISM_E_INFEASIBLE (resources), -EEXIST (the name is taken), PRISM_E_NO_SPINNER. */
 PRISM_API int prism_actor_create(const char *cls, const prism_value *args, size_t nargs,
 				 const prism_actor_opts *opts, prism_actor *out);
-/* Call a method; refs to its num_returns results go to out at once (only num_returns of
- * opts is read).  The refs fail with PRISM_E_ACTOR_DIED when the actor ended before or
+/* Call a method; refs to its num_returns results go to out at once (of opts, only
+ * num_returns, deadline_ns and flags are read: see Deadlines above).  The refs fail with PRISM_E_ACTOR_DIED when the actor ended before or
  * during the call, PRISM_E_UNKNOWN_METHOD when its class has no such method (the actor
  * keeps running), PRISM_E_TASK_FAILED when the method failed.  A ref argument that is
  * not ready yet is waited for here, so that no later call overtakes this one.  A

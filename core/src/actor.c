@@ -151,10 +151,23 @@ int rt_actor_dispatch(const struct sched_task_msg *m)
 	}
 }
 
+/* Push the calls waiting for room, in order; a stale one that asked to be dropped is
+ * dropped here (dropping reorders nothing). */
 static void flush_one(struct rt_actor *a)
 {
+	uint64_t now = 0;
 	while (a->queued.count) {
-		if (push(a, (const struct sched_task_msg *)fl_peek(&a->queued)) != 0)
+		const struct sched_task_msg *m =
+			(const struct sched_task_msg *)fl_peek(&a->queued);
+		if (m->deadline && (m->flags & SCHED_TASK_DROP_LATE)) {
+			now = now ? now : prism_now_ns();
+			if (rt_deadline_stale(m, now)) {
+				rt_drop_stale(m, now);
+				fl_pop(&a->queued);
+				continue;
+			}
+		}
+		if (push(a, m) != 0)
 			return;
 		fl_pop(&a->queued);
 	}
@@ -369,12 +382,19 @@ int prism_actor_create(const char *cls_name, const prism_value *args, size_t nar
 			     "most 63 bytes");
 		return -EINVAL;
 	}
+	if (o.rt_spin_ns && !o.realtime) {
+		rt_set_error("prism_actor_create: rt_spin_ns is for real-time actors only");
+		return -EINVAL;
+	}
 	struct sched_actor_msg m = {.h = {.len = sizeof(m),
 					  .type = SCHED_M_ACTOR_CREATE,
 					  .nslots = (uint16_t)sched_msg_slots(sizeof(m))},
 				    .cls = cls->hash,
 				    .max_restarts = o.max_restarts,
 				    .flags = o.realtime ? SCHED_ACTOR_REALTIME : 0};
+	/* In microseconds, rounded up (a spin of 1 ns is not "forever"), at most ~71 min. */
+	uint64_t spin_us = (o.rt_spin_ns + 999) / 1000;
+	m.rt_spin_us = spin_us > UINT32_MAX ? UINT32_MAX : (uint32_t)spin_us;
 	/* Resources as for a task, except that an actor holds no CPU unless it asks. */
 	prism_call_opts ro = {.num_cpus = o.num_cpus > 0 ? o.num_cpus : 1,
 			      .num_gpus = o.num_gpus,
@@ -438,8 +458,11 @@ int prism_actor_call(prism_actor actor, const char *method, const prism_value *a
 		     size_t nargs, const prism_call_opts *opts, prism_ref *out)
 {
 	prism_call_opts o = {0};
-	if (opts)
+	if (opts) {
 		o.num_returns = opts->num_returns;
+		o.deadline_ns = opts->deadline_ns;
+		o.flags = opts->flags;
+	}
 	if (!rt.up) {
 		rt_set_error("prism_init() has not been called");
 		return PRISM_E_CLOSED;
@@ -449,6 +472,9 @@ int prism_actor_call(prism_actor actor, const char *method, const prism_value *a
 		rt_set_error("prism_actor_call: bad handle, method, out, args or options");
 		return -EINVAL;
 	}
+	int frc = rt_check_call_flags(&o, "prism_actor_call");
+	if (frc)
+		return frc;
 	uint64_t h = sched_fn_hash_more(sched_fn_hash_more(actor.cls, "."), method);
 	const struct rt_fn *fn = rt_fn_by_hash(h);
 	if (!fn || fn->kind != RT_METHOD || fn->cls->hash != actor.cls) {

@@ -412,7 +412,7 @@ void rt_leases_maintain(void)
 		struct rt_lease *l = rt.active[i];
 		if (l->fl.count || l->actor)
 			continue;
-		if (rt.shapes[l->shape].queued.count)
+		if (rt.shapes[l->shape].queued.count || rt.shapes[l->shape].dl.count)
 			continue;
 		if (now - l->idle_since < LEASE_IDLE_NS)
 			continue;
@@ -599,6 +599,7 @@ void rt_detach(void)
 	}
 	for (int i = 0; i < RT_MAX_SHAPES; i++) {
 		fl_free(&rt.shapes[i].queued);
+		dlq_free(&rt.shapes[i].dl);
 		rt.shapes[i] = (struct rt_shape){0};
 	}
 	rt.last_shape_set = false;

@@ -52,6 +52,7 @@ enum obj_err {
 	OBJ_ERR_ACTOR_DIED = 1,
 	OBJ_ERR_UNKNOWN_METHOD = 2,
 	OBJ_ERR_INFEASIBLE = 3, /* no node of the cluster can ever run it */
+	OBJ_ERR_DEADLINE = 4,   /* dropped: it could not start before its deadline */
 };
 /* The code prism_get() returns for a failed object, from the code a failure carried. */
 static inline uint8_t obj_err_of(int code)
@@ -59,6 +60,7 @@ static inline uint8_t obj_err_of(int code)
 	return code == PRISM_E_ACTOR_DIED       ? OBJ_ERR_ACTOR_DIED
 	       : code == PRISM_E_UNKNOWN_METHOD ? OBJ_ERR_UNKNOWN_METHOD
 	       : code == PRISM_E_INFEASIBLE     ? OBJ_ERR_INFEASIBLE
+	       : code == PRISM_E_DEADLINE       ? OBJ_ERR_DEADLINE
 						: OBJ_ERR_TASK;
 }
 static inline int obj_err_code(uint8_t err)
@@ -66,6 +68,7 @@ static inline int obj_err_code(uint8_t err)
 	return err == OBJ_ERR_ACTOR_DIED       ? PRISM_E_ACTOR_DIED
 	       : err == OBJ_ERR_UNKNOWN_METHOD ? PRISM_E_UNKNOWN_METHOD
 	       : err == OBJ_ERR_INFEASIBLE     ? PRISM_E_INFEASIBLE
+	       : err == OBJ_ERR_DEADLINE       ? PRISM_E_DEADLINE
 					       : PRISM_E_TASK_FAILED;
 }
 
@@ -121,6 +124,36 @@ struct inflight {
 	uint32_t count;
 };
 
+/* ---- deadline.c ----------------------------------------------------------------------- */
+
+/* Tasks with a deadline waiting for a lease, earliest deadline first (ties in submission
+ * order).  Each entry owns a copy of its message. */
+struct dlq_item {
+	uint64_t deadline, seq;
+	uint8_t *msg;
+	size_t cap;
+};
+#define DLQ_SPARE 16 /* buffers kept for reuse: a queue that cycles allocates nothing */
+struct dlq {
+	struct dlq_item *heap;
+	uint32_t count, cap;
+	uint64_t seq;
+	struct {
+		uint8_t *buf;
+		size_t cap;
+	} spare[DLQ_SPARE];
+	uint32_t nspare;
+};
+
+int dlq_push(struct dlq *q, const struct sched_task_msg *m);
+const struct sched_task_msg *dlq_peek(const struct dlq *q);
+void dlq_pop(struct dlq *q);
+void dlq_free(struct dlq *q);
+/* Whether m asked to be dropped when stale and is past its deadline at now. */
+bool rt_deadline_stale(const struct sched_task_msg *m, uint64_t now);
+/* Count one deadline call this process started (late or not) or dropped. */
+void rt_deadline_count(bool late, bool dropped);
+
 /* A resource shape and the tasks of that shape waiting for a lease: each shape has its
  * own leases, queue and (at most one) outstanding lease request, so tasks of one shape
  * never wait behind another's. */
@@ -130,7 +163,8 @@ struct rt_shape {
 	uint32_t milli[SCHED_MAX_RES]; /* amount of each node resource (hdr->res order) */
 	bool requested;
 	uint64_t req_id;
-	struct inflight queued;
+	struct inflight queued; /* without a deadline, in submission order */
+	struct dlq dl;          /* with one: they go first, earliest deadline first */
 };
 
 struct rt_actor;
@@ -229,6 +263,11 @@ bool rt_any_queued(void);
  * shape is the resource shape, or for a method the actor's index.  Refs go to out. */
 int rt_call(const struct rt_fn *fn, uint32_t shape, const prism_value *args, size_t nargs,
 	    const prism_call_opts *o, prism_ref *out);
+/* Fail a stale call that asked to be dropped (PRISM_E_DEADLINE) and count it; the
+ * caller pops it from its queue. */
+void rt_drop_stale(const struct sched_task_msg *m, uint64_t now);
+/* -EINVAL, with the error set, for flags a call may not have. */
+int rt_check_call_flags(const prism_call_opts *o, const char *what);
 /* Fail every message of q with code and why (function name first), and drop them. */
 void rt_fail_msgs(struct inflight *q, int code, const char *why);
 

@@ -151,6 +151,8 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 		m->flags = SCHED_TASK_METHOD;
 		m->attempt = 0; /* a call is not repeated: the actor's state moved on */
 	}
+	if (o->flags & PRISM_CALL_DROP_LATE)
+		m->flags |= SCHED_TASK_DROP_LATE;
 	m->shape = shape;
 	uint8_t *p = buf + sizeof(*m);
 	for (size_t i = 0; i < nargs; i++) {
@@ -303,7 +305,7 @@ bool rt_any_queued(void)
 	if (rt_actor_backlog())
 		return true;
 	for (int i = 0; i < RT_MAX_SHAPES; i++)
-		if (rt.shapes[i].queued.count)
+		if (rt.shapes[i].queued.count || rt.shapes[i].dl.count)
 			return true;
 	return false;
 }
@@ -349,32 +351,57 @@ static int try_send(const struct sched_task_msg *m, struct rt_shape *shape)
 	}
 }
 
+/* A task goes straight to a lease when nothing it must not overtake waits: for a task
+ * without a deadline, nothing queued at all; for one with a deadline, no queued task
+ * with an earlier one.  Otherwise it waits in its queue (EDF or FIFO). */
 static int dispatch(const struct sched_task_msg *m)
 {
 	if (m->flags & SCHED_TASK_METHOD)
 		return rt_actor_dispatch(m);
 	struct rt_shape *shape = &rt.shapes[m->shape];
-	if (shape->queued.count == 0 && try_send(m, shape) == 0)
+	const struct sched_task_msg *first = dlq_peek(&shape->dl);
+	bool may_go = m->deadline ? !first || m->deadline < first->deadline
+				  : !first && shape->queued.count == 0;
+	if (may_go && try_send(m, shape) == 0)
 		return 0;
-	int rc = fl_push(&shape->queued, m, m->h.len);
+	int rc = m->deadline ? dlq_push(&shape->dl, m) : fl_push(&shape->queued, m, m->h.len);
 	if (rc == 0)
 		request_lease(shape);
 	return rc;
 }
 
+/* Push what waits in one shape's queues to its leases: deadline tasks first, earliest
+ * first (stale ones that asked for it are dropped here, before they cost a worker
+ * anything), then the rest in submission order. */
+static void flush_shape(struct rt_shape *shape)
+{
+	uint64_t now = shape->dl.count ? prism_now_ns() : 0;
+	while (shape->dl.count) {
+		const struct sched_task_msg *m = dlq_peek(&shape->dl);
+		if (rt_deadline_stale(m, now)) {
+			rt_drop_stale(m, now);
+			dlq_pop(&shape->dl);
+			continue;
+		}
+		if (try_send(m, shape) != 0)
+			return;
+		dlq_pop(&shape->dl);
+	}
+	while (shape->queued.count) {
+		const struct sched_task_msg *m =
+			(const struct sched_task_msg *)fl_peek(&shape->queued);
+		if (try_send(m, shape) != 0)
+			break;
+		fl_pop(&shape->queued);
+	}
+}
+
 void rt_flush_queued(void)
 {
 	rt_actor_flush();
-	for (int i = 0; i < RT_MAX_SHAPES; i++) {
-		struct rt_shape *shape = &rt.shapes[i];
-		while (shape->queued.count) {
-			const struct sched_task_msg *m =
-				(const struct sched_task_msg *)fl_peek(&shape->queued);
-			if (try_send(m, shape) != 0)
-				break;
-			fl_pop(&shape->queued);
-		}
-	}
+	for (int i = 0; i < RT_MAX_SHAPES; i++)
+		if (rt.shapes[i].queued.count || rt.shapes[i].dl.count)
+			flush_shape(&rt.shapes[i]);
 }
 
 static void done_with(prism_id id, bool temp);
@@ -404,24 +431,38 @@ static const char *fn_name(uint64_t hash)
 	return f ? f->name : "?";
 }
 
+/* A task that waited in this process past its deadline, and asked to be dropped then:
+ * its results fail with PRISM_E_DEADLINE. */
+void rt_drop_stale(const struct sched_task_msg *m, uint64_t now)
+{
+	fail_result_code(m->task, m->nreturns, PRISM_E_DEADLINE,
+			 "%s: dropped, %.3f ms past its deadline and not started yet",
+			 fn_name(m->fn), (double)(now - m->deadline) / 1e6);
+	release_task_args(m);
+	rt_deadline_count(false, true);
+}
+
+static void fail_unschedulable(const struct sched_task_msg *m, int code)
+{
+	fail_result(m->task, m->nreturns, "%s: cannot be scheduled: %s", fn_name(m->fn),
+		    code == PRISM_E_INFEASIBLE
+			    ? "the node cannot provide its resources, or its "
+			      "workers cannot start (see the node's log)"
+			    : prism_strerror(code));
+	release_task_args(m);
+}
+
 void rt_fail_queued(struct rt_shape *only, int code)
 {
 	for (int i = 0; i < RT_MAX_SHAPES; i++) {
 		struct rt_shape *shape = &rt.shapes[i];
 		if (only && shape != only)
 			continue;
-		while (shape->queued.count) {
-			const struct sched_task_msg *m =
-				(const struct sched_task_msg *)fl_peek(&shape->queued);
-			fail_result(m->task, m->nreturns, "%s: cannot be scheduled: %s",
-				    fn_name(m->fn),
-				    code == PRISM_E_INFEASIBLE
-					    ? "the node cannot provide its resources, or its "
-					      "workers cannot start (see the node's log)"
-					    : prism_strerror(code));
-			release_task_args(m);
-			fl_pop(&shape->queued);
-		}
+		for (; shape->dl.count; dlq_pop(&shape->dl))
+			fail_unschedulable(dlq_peek(&shape->dl), code);
+		for (; shape->queued.count; fl_pop(&shape->queued))
+			fail_unschedulable(
+				(const struct sched_task_msg *)fl_peek(&shape->queued), code);
 	}
 }
 
@@ -654,6 +695,20 @@ const prism_function *prism_function_get(const char *name)
 	return (const prism_function *)fn;
 }
 
+int rt_check_call_flags(const prism_call_opts *o, const char *what)
+{
+	if (o->flags & ~PRISM_CALL_DROP_LATE) {
+		rt_set_error("%s: unknown flags 0x%x in the call options", what,
+			     o->flags & ~PRISM_CALL_DROP_LATE);
+		return -EINVAL;
+	}
+	if ((o->flags & PRISM_CALL_DROP_LATE) && !o->deadline_ns) {
+		rt_set_error("%s: PRISM_CALL_DROP_LATE needs a deadline (deadline_ns)", what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int rt_call(const struct rt_fn *fn, uint32_t shape, const prism_value *args, size_t nargs,
 	    const prism_call_opts *o, prism_ref *out)
 {
@@ -731,6 +786,9 @@ int prism_submit_fn(const prism_function *handle, const prism_value *args, size_
 		rt_set_error("prism_submit: options out of range");
 		return -EINVAL;
 	}
+	int frc = rt_check_call_flags(&o, "prism_submit");
+	if (frc)
+		return frc;
 	uint32_t shape;
 	int src = rt_shape_for(&o, name, &shape);
 	if (src)
@@ -847,6 +905,12 @@ void rt_on_lease_lost(struct rt_lease *l)
 				    fn_name(m->fn), (int)l->worker_pid, attempt,
 				    attempt == 1 ? "" : "s");
 			release_task_args(m);
+		} else if (m->deadline) {
+			/* Back into the EDF queue, which goes first anyway. */
+			m->attempt = (retries << 16) | attempt;
+			if (dlq_push(&rt.shapes[l->shape].dl, m) != 0)
+				fail_result(m->task, m->nreturns,
+					    "%s: out of memory for a retry", fn_name(m->fn));
 		} else {
 			m->attempt = (retries << 16) | attempt;
 			if (fl_push(&again, m, m->h.len) != 0)
@@ -875,7 +939,7 @@ void rt_on_lease_lost(struct rt_lease *l)
 	}
 	fl_free(&shape->queued);
 	shape->queued = again;
-	if (shape->queued.count)
+	if (shape->queued.count || shape->dl.count)
 		request_lease(shape);
 }
 

@@ -353,8 +353,9 @@ static void checkpoint(void)
 	rt_send_msg(&c.h);
 }
 
-/* Real time: pin, lock, SCHED_FIFO if allowed, and never sleep. */
-static void become_realtime(int cpu)
+/* Real time: pin, lock, SCHED_FIFO if allowed, and spin spin_us after each call before
+ * sleeping (0: never sleep). */
+static void become_realtime(int cpu, uint32_t spin_us)
 {
 	if (cpu >= 0) {
 		cpu_set_t set;
@@ -375,7 +376,8 @@ static void become_realtime(int cpu)
 			    "real-time actor: SCHED_FIFO not allowed (%s); running as a normal "
 			    "thread that never sleeps (grant CAP_SYS_NICE or an rtprio limit)",
 			    strerror(errno));
-	rt.spin_ns = UINT64_MAX / 4; /* spin on the rings forever */
+	/* Spin on the rings forever, or for spin_us after each call. */
+	rt.spin_ns = spin_us ? (uint64_t)spin_us * PRISM_NS_PER_US : UINT64_MAX / 4;
 }
 
 static void on_host(const struct sched_ctl_msg *m)
@@ -391,7 +393,24 @@ static void on_host(const struct sched_ctl_msg *m)
 	host.has_ckpt = !prism_id_is_nil(host.ckpt);
 	host.ckpt_seq = m->e;
 	if (host.flags & SCHED_ACTOR_REALTIME)
-		become_realtime(host.rt_cpu);
+		become_realtime(host.rt_cpu, m->c);
+}
+
+/* A call with a deadline about to start: counted, and counted late when it starts after
+ * the deadline; a stale one that asked to be dropped is answered PRISM_E_DEADLINE
+ * instead.  Returns whether it runs. */
+static bool deadline_admit(const struct sched_task_msg *m, const struct rt_fn *fn)
+{
+	uint64_t now = prism_now_ns();
+	bool late = now > m->deadline;
+	bool drop = late && (m->flags & SCHED_TASK_DROP_LATE);
+	rt_deadline_count(late, drop);
+	if (drop)
+		send_failure(m, PRISM_E_DEADLINE,
+			     "%s: dropped, %.3f ms past its deadline when "
+			     "it would have started",
+			     fn->name, (double)(now - m->deadline) / 1e6);
+	return !drop;
 }
 
 static void run_task(const struct sched_task_msg *m)
@@ -438,6 +457,8 @@ static void run_task(const struct sched_task_msg *m)
 		send_failure(m, PRISM_E_PROTO, "%s: too many results requested", fn->name);
 		return;
 	}
+	if (m->deadline && !deadline_admit(m, fn))
+		return;
 	if (m->nargs > 16 && (!(args = prism_malloc(m->nargs * sizeof(*args))) ||
 			      !(pins = prism_malloc(m->nargs * sizeof(*pins))))) {
 		send_failure(m, -ENOMEM, "%s: no memory for its arguments", fn->name);
@@ -683,6 +704,27 @@ static void serve_lease(struct serve *sv, int max)
 	}
 }
 
+/* Run the call with the earliest deadline at the head of a channel, if any head has a
+ * deadline.  Returns whether one ran. */
+static bool serve_earliest(void)
+{
+	struct sched_task_msg head;
+	_Static_assert(sizeof(head) == SCHED_SLOT, "a task header is one slot");
+	int best = -1;
+	uint64_t best_dl = UINT64_MAX;
+	for (uint32_t i = 0; i < host.nchans; i++) {
+		if (!prism_ring_peek(host.chans[i].spec, &head) ||
+		    head.h.type != SCHED_M_TASK || !head.deadline || head.deadline >= best_dl)
+			continue;
+		best = (int)i;
+		best_dl = head.deadline;
+	}
+	if (best < 0)
+		return false;
+	serve_lease(&host.chans[best], 1);
+	return true;
+}
+
 static void serve_some(void)
 {
 	/* Bounded, so control messages are seen between batches. */
@@ -696,7 +738,12 @@ static void serve_some(void)
 			serve_lease(&host.chans[host.owner_chan], 1);
 		return;
 	}
-	/* In turn, a few calls from each caller: no caller can starve another. */
+	/* Calls with a deadline first, earliest first, across callers (one caller's calls
+	 * stay in order: only the head of each channel is looked at). */
+	for (int k = 0; k < 64 && serve_earliest(); k++)
+		if (rt.revoke_pending)
+			return;
+	/* Then in turn, a few calls from each caller: no caller can starve another. */
 	uint32_t n = host.nchans;
 	for (uint32_t k = 0; k < n && host.nchans; k++) {
 		uint32_t i = (host.next + k) % host.nchans;

@@ -51,6 +51,7 @@ struct actor {
 	uint32_t restarts;
 	uint32_t flags;
 	int rt_cpu;
+	uint32_t rt_spin_us; /* SCHED_M_ACTOR_HOST's c */
 	prism_id ckpt;
 	uint64_t ckpt_seq;
 	prism_id ctor;     /* store object (ours) with the constructor message */
@@ -213,6 +214,8 @@ static void answer_waits(struct sched_node *n, struct actor *a)
 	n->nwaits = kept;
 }
 
+static void fence_all(struct sched_node *n);
+
 static void actor_dead(struct sched_node *n, struct actor *a, const char *why)
 {
 	PRISM_LOG_I("actors", "actor %s%s%s ends: %s", a->name[0] ? "'" : "", a->name,
@@ -229,6 +232,10 @@ static void actor_dead(struct sched_node *n, struct actor *a, const char *why)
 	}
 	a->state = ACTOR_DEAD;
 	a->dead_seq = ++n->actor_deaths;
+	if (a->rt_cpu >= 0) {
+		a->rt_cpu = -1;
+		fence_all(n); /* its CPU is everyone's again */
+	}
 	a->name[0] = '\0'; /* the name is free for a new actor */
 	ckpt_drop(n, a);
 	if (!prism_id_is_nil(a->ctor)) {
@@ -273,6 +280,40 @@ static int free_rt_cpu(struct sched_node *n)
 	return -1;
 }
 
+/* The CPUs ordinary workers may use: the node's own, less those real-time actors spin
+ * on.  False when that leaves none (then nothing is fenced). */
+static bool fence_mask(struct sched_node *n, cpu_set_t *set)
+{
+	if (sched_getaffinity(0, sizeof(*set), set) != 0)
+		return false;
+	for (uint32_t i = 0; i < NODE_MAX_ACTORS; i++) {
+		const struct actor *a = &n->actors[i];
+		if (a->state == ACTOR_ALIVE && a->rt_cpu >= 0 && a->rt_cpu < CPU_SETSIZE)
+			CPU_CLR(a->rt_cpu, set);
+	}
+	return CPU_COUNT(set) > 0;
+}
+
+void actors__fence_worker(struct sched_node *n, uint32_t slot)
+{
+	struct client_local *cl = &n->cl[slot];
+	cpu_set_t set;
+	if (cl->kind != SCHED_KIND_WORKER || cl->pid <= 0 || cl->doomed)
+		return;
+	if (cl->actor && (n->actors[cl->actor - 1].flags & SCHED_ACTOR_REALTIME))
+		return; /* it pins itself to its own CPU */
+	if (fence_mask(n, &set) && sched_setaffinity(cl->pid, sizeof(set), &set) != 0)
+		PRISM_LOG_D("actors", "cannot set the CPUs of worker %d: %s", (int)cl->pid,
+			    strerror(errno));
+}
+
+/* The set of real-time CPUs changed: every ordinary worker gets the new mask. */
+static void fence_all(struct sched_node *n)
+{
+	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++)
+		actors__fence_worker(n, s);
+}
+
 static void bind(struct sched_node *n, struct actor *a, uint32_t w)
 {
 	a->worker = (int)w;
@@ -285,11 +326,14 @@ static void bind(struct sched_node *n, struct actor *a, uint32_t w)
 	ctl__msg_init(&m, SCHED_M_ACTOR_HOST);
 	m.a = (uint32_t)(a - n->actors);
 	m.b = a->flags;
+	m.c = a->rt_spin_us;
 	m.code = a->rt_cpu;
 	m.e = a->has_ckpt ? a->ckpt_seq : 0;
 	if (a->has_ckpt)
 		memcpy(m.tail_, a->ckpt.b, PRISM_ID_SIZE);
 	ctl__send(n, w, &m);
+	if (a->rt_cpu >= 0)
+		fence_all(n);
 	uint32_t flags = SCHED_CHAN_OWNER | (a->restarts ? SCHED_CHAN_RESTART : 0);
 	if (open_channel(n, a, a->owner, flags) != 0) {
 		actor_dead(n, a,
@@ -375,7 +419,8 @@ void actors__on_create(struct sched_node *n, uint32_t slot, const struct sched_c
 			    .worker = -1,
 			    .restarts_left = m->max_restarts,
 			    .flags = m->flags,
-			    .rt_cpu = -1};
+			    .rt_cpu = -1,
+			    .rt_spin_us = m->rt_spin_us};
 	memcpy(a->milli, milli, sizeof(milli));
 	snprintf(a->name, sizeof(a->name), "%s", m->name);
 	a->ctor = m->ctor; /* given to us by the owner */
@@ -482,6 +527,10 @@ void actors__client_gone(struct sched_node *n, uint32_t slot)
 	for (uint32_t r = 0; r < SCHED_MAX_RES; r++)
 		n->res_used[r] -= a->milli[r];
 	a->worker = -1;
+	if (a->rt_cpu >= 0) {
+		a->rt_cpu = -1; /* a restart picks one again */
+		fence_all(n);
+	}
 	if (a->restarts_left == 0 || a->killed) {
 		actor_dead(n, a, "its worker died and it has no restarts left");
 		return;

@@ -556,4 +556,20 @@ void ctl__status_leases(struct sched_node *n, char *buf, size_t len, size_t *off
 					 "lease requests waiting: %u\n",
 					 granted, SCHED_MAX_LEASES,
 					 (unsigned long long)n->leases_granted, n->nreqs);
+	/* Each slot's deadline counters are its process's and never reset, so their sum
+	 * over every slot is the node's (struct sched_client). */
+	uint64_t calls = 0, late = 0, dropped = 0;
+	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++) {
+		const struct sched_client *c = node__client(n, s);
+		calls += __atomic_load_n(&c->deadline_calls, __ATOMIC_RELAXED);
+		late += __atomic_load_n(&c->deadline_late, __ATOMIC_RELAXED);
+		dropped += __atomic_load_n(&c->deadline_dropped, __ATOMIC_RELAXED);
+	}
+	if (*off < len)
+		*off += (size_t)snprintf(
+			buf + *off, len - *off,
+			"deadline calls: %llu, started late %llu, dropped stale "
+			"%llu\n",
+			(unsigned long long)calls, (unsigned long long)late,
+			(unsigned long long)dropped);
 }

@@ -210,6 +210,8 @@ void actors__on_connect(struct sched_node *n, uint32_t slot, const struct sched_
 void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
 void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
 void actors__on_checkpoint(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+/* Keep worker slot (an ordinary one) off the CPUs real-time actors spin on. */
+void actors__fence_worker(struct sched_node *n, uint32_t slot);
 
 /* ctl.c */
 void ctl__msg_init(struct sched_ctl_msg *m, uint16_t type);

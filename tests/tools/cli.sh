@@ -38,6 +38,7 @@ check_not "second start" "$prism" start
 out=$("$prism" status)
 echo "$out" | grep -q "drivers: 0   workers: 0" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a fresh node: $out"; }
 echo "$out" | grep -q "GPU 0/1 camera 0/2 arm 0/0.5" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: status lists the resources: $out"; }
+echo "$out" | grep -q "deadline calls: 0, started late 0, dropped stale 0" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: status counts deadline calls: $out"; }
 out=$(PRISM_ADDRESS=auto timeout 30 "$echo_bin" "cli test")
 echo "$out" | grep -q 'ohce(echo("cli test")) = "tset ilc"' && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: echo via prism start: $out"; }
 out=$("$prism" status)

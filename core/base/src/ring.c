@@ -228,6 +228,20 @@ unsigned prism_ring_dequeue_bulk(prism_ring *r, void *objs, unsigned n)
 	return rte_ring_sc_dequeue_bulk_elem(r->r, objs, r->esize, n, NULL);
 }
 
+unsigned prism_ring_peek(const prism_ring *r, void *obj)
+{
+	/* Single consumer: its head is its tail, and nobody else moves either.  The
+	 * producer's tail is read with acquire, as rte_ring's own dequeue does, so the
+	 * element's bytes are there once the index says so. */
+	const struct rte_ring *rr = r->r;
+	uint32_t head = rr->cons.head;
+	uint32_t ptail = __atomic_load_n(&rr->prod.tail, __ATOMIC_ACQUIRE);
+	if (ptail == head)
+		return 0;
+	memcpy(obj, (const uint8_t *)&rr[1] + (size_t)(head & rr->mask) * r->esize, r->esize);
+	return 1;
+}
+
 unsigned prism_ring_free_count(const prism_ring *r)
 {
 	return rte_ring_free_count(r->r);

@@ -90,7 +90,12 @@ struct sched_client {
 	uint32_t pad0_;
 	uint64_t tasks_run;    /* client: tasks this worker finished */
 	uint64_t tasks_failed; /* client */
-	uint8_t pad1_[24];
+	/* client: calls with a deadline this process started or dropped, those that started
+	 * after their deadline, and those dropped as stale (SCHED_TASK_DROP_LATE).  Never
+	 * reset when the slot is reused, so their sum over all slots is the node's count. */
+	uint64_t deadline_calls;
+	uint64_t deadline_late;
+	uint64_t deadline_dropped;
 };
 _Static_assert(sizeof(struct sched_client) == 128, "two cache lines: doorbells stay aligned");
 
@@ -262,7 +267,8 @@ enum sched_msg_type {
 	SCHED_M_ACTOR_DENIED = 28,     /* to caller: {code, tail: actor id} */
 	SCHED_M_ACTOR_OK = 29,   /* create accepted, or lookup answer: {e: class, tail: id} */
 	SCHED_M_ACTOR_HOST = 30, /* to worker: {actor, code: CPU to pin to or -1,
-				       * b: flags (SCHED_ACTOR_*), tail: checkpoint id} */
+				       * b: flags (SCHED_ACTOR_*), c: real-time spin in us
+				       * (0: forever), tail: checkpoint id} */
 	/* lease rings */
 	SCHED_M_TASK = 40,
 	SCHED_M_DONE = 41,
@@ -310,7 +316,9 @@ struct sched_actor_msg {
 	 * message: the daemon puts it first into the owner's channel each time it binds
 	 * the actor to a worker, so neither creation nor a restart waits for the owner. */
 	prism_id ctor;
-	uint8_t pad_[32]; /* whole slots: a message is sent as whole 64-byte slots */
+	uint32_t
+		rt_spin_us; /* a real-time actor: spin after each call, then sleep; 0: forever */
+	uint8_t pad_[28];   /* whole slots: a message is sent as whole 64-byte slots */
 };
 _Static_assert(sizeof(struct sched_actor_msg) % SCHED_SLOT == 0, "whole slots");
 
@@ -341,8 +349,9 @@ struct sched_task_msg {
 };
 
 enum sched_task_flags {
-	SCHED_TASK_METHOD = 1, /* fn: sched_fn_hash("Class.method") */
-	SCHED_TASK_CTOR = 2,   /* fn: the class; builds the actor's state (or restores it) */
+	SCHED_TASK_METHOD = 1,    /* fn: sched_fn_hash("Class.method") */
+	SCHED_TASK_CTOR = 2,      /* fn: the class; builds the actor's state (or restores it) */
+	SCHED_TASK_DROP_LATE = 4, /* not run when it would start after its deadline */
 };
 
 enum sched_arg_kind {

@@ -55,6 +55,7 @@ extern "C" {
 	X(RELEASED, 1106, "the reference was already released")                            \
 	X(NO_SPINNER, 1107, "no CPU is left for another real-time (spinning) worker")      \
 	X(UNKNOWN_METHOD, 1108, "the actor's class has no method of that name")            \
+	X(DEADLINE, 1109, "dropped: the call had not started by its deadline")             \
 	X(AUTH, 1200, "authentication failed")                                             \
 	X(BAD_KEY, 1300, "remote access refused: no region is registered under that key")  \
 	X(OUT_OF_BOUNDS, 1301, "remote access falls outside the registered region")        \

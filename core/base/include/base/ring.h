@@ -107,6 +107,10 @@ void prism_doorbell_prepare_sleep(void *bell);
 void prism_doorbell_cancel_sleep(void *bell);
 void prism_ring_set_wake_fd(prism_ring *r, int fd);
 
+/* Consumer: copy the first element into obj without taking it; returns 1, or 0 when the
+ * ring is empty.  Lets a consumer of several rings choose which to serve first. */
+unsigned prism_ring_peek(const prism_ring *r, void *obj);
+
 /* Consumer: move up to n elements into objs; returns how many (0 when empty). */
 unsigned prism_ring_dequeue_burst(prism_ring *r, void *objs, unsigned n);
 
