@@ -310,16 +310,51 @@ bool rt_any_queued(void)
 	return false;
 }
 
-static void request_lease(struct rt_shape *shape)
+/* The bytes of the store objects task m takes as arguments (placement weighs moving
+ * them to another node). */
+static uint64_t input_bytes(const struct sched_task_msg *m)
+{
+	const uint8_t *p = (const uint8_t *)(m + 1), *end = (const uint8_t *)m + m->h.len;
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < m->nargs && (size_t)(end - p) >= sizeof(struct sched_arg);
+	     i++) {
+		struct sched_arg a;
+		memcpy(&a, p, sizeof(a));
+		p += sizeof(a);
+		if (a.kind == SCHED_ARG_STORE && (size_t)(end - p) >= PRISM_ID_SIZE) {
+			prism_id id;
+			const void *d;
+			size_t size;
+			memcpy(id.b, p, PRISM_ID_SIZE);
+			if (objstore_get(rt.os, id, &d, &size) == 0) {
+				total += size;
+				objstore_release(rt.os, id);
+			}
+			p += PRISM_ID_SIZE;
+		} else {
+			p += sched_align8(a.len);
+		}
+	}
+	return total;
+}
+
+/* Ask the node for a lease of shape's resources, on behalf of task m (NULL: the first
+ * one queued). */
+static void request_lease(struct rt_shape *shape, const struct sched_task_msg *m)
 {
 	if (shape->requested)
 		return;
+	if (!m)
+		m = dlq_peek(&shape->dl);
+	if (!m && shape->queued.count)
+		m = (const struct sched_task_msg *)fl_peek(&shape->queued);
 	shape->req_id = ++rt.next_req;
 	struct sched_lease_req_msg q = {.h = {.len = sizeof(q),
 					      .type = SCHED_M_LEASE_REQ,
 					      .nslots = 1,
 					      .req_id = shape->req_id},
-					.shape = (uint32_t)(shape - rt.shapes)};
+					.shape = (uint32_t)(shape - rt.shapes),
+					.input_bytes = m ? input_bytes(m) : 0};
 	memcpy(q.milli, shape->milli, sizeof(q.milli));
 	if (rt_send_msg(&q.h) == 0)
 		shape->requested = true;
@@ -331,7 +366,7 @@ static int try_send(const struct sched_task_msg *m, struct rt_shape *shape)
 	for (;;) {
 		struct rt_lease *l = pick_lease(m->shape);
 		if (!l || l->fl.count >= depth_limit(m->fn)) {
-			request_lease(shape);
+			request_lease(shape, m);
 			return PRISM_E_AGAIN;
 		}
 		bool was_idle = l->fl.count == 0;
@@ -366,7 +401,7 @@ static int dispatch(const struct sched_task_msg *m)
 		return 0;
 	int rc = m->deadline ? dlq_push(&shape->dl, m) : fl_push(&shape->queued, m, m->h.len);
 	if (rc == 0)
-		request_lease(shape);
+		request_lease(shape, m);
 	return rc;
 }
 
@@ -940,7 +975,7 @@ void rt_on_lease_lost(struct rt_lease *l)
 	fl_free(&shape->queued);
 	shape->queued = again;
 	if (shape->queued.count || shape->dl.count)
-		request_lease(shape);
+		request_lease(shape, NULL);
 }
 
 /* ---- public: get, wait, put, refs ---------------------------------------------------------------- */

@@ -30,8 +30,11 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/wire.h"
+#include "gcs/record.h"
 #include "node_int.h"
 
 enum actor_state { ACTOR_FREE = 0, ACTOR_PENDING, ACTOR_ALIVE, ACTOR_DEAD };
@@ -56,13 +59,64 @@ struct actor {
 	uint64_t ckpt_seq;
 	prism_id ctor;     /* store object (ours) with the constructor message */
 	uint64_t dead_seq; /* order of death, to reuse the oldest dead entry first */
+	/* An owner on another node (owner is SCHED_DAEMON_SLOT): the link to its node
+	 * (NULL once gone) and the link there that names this actor. */
+	struct transport_conn *oc;
+	prism_id onode;
+	uint64_t olink;
+	bool code_held; /* code was counted for this actor (pool__code_remote) */
 };
 
-/* A client waiting for a channel to an actor that has no host yet. */
+/* A client waiting for a channel to an actor that has no host yet; or (c set) a caller
+ * on another node, whose request `link` names it there. */
 struct actor_wait {
 	uint32_t client, gen;
 	uint32_t actor;
+	struct transport_conn *c;
+	prism_id from;
+	uint64_t link;
 };
+
+/* Who a channel is for: a client of this node, or (c set) a caller on node `from`
+ * whose request `ask` names it on the link. */
+struct chan_for {
+	uint32_t client;
+	struct transport_conn *c;
+	prism_id from;
+	uint64_t ask;
+};
+
+/* Actor business with other nodes, on either side. */
+enum far_kind {
+	FAR_OWNED = 1, /* A: created for a client here, on node `node` */
+	FAR_CONNECT,   /* A: a channel asked for a client here */
+	FAR_KILL,      /* A: a kill to deliver, waiting to learn where */
+	FAR_INCOMING,  /* B: a creation from node `node`, its constructor being pulled */
+};
+
+struct actor_far {
+	uint8_t kind;
+	bool accepted; /* OWNED: B took it */
+	bool located;  /* CONNECT, KILL: c is the actor's node */
+	bool asking;   /* CONNECT, KILL: a GCS lookup is out */
+	uint64_t key;  /* ours, unique: what callbacks find it by */
+	prism_id id;
+	uint64_t cls;
+	struct transport_conn *c;
+	prism_id node;
+	uint64_t link;            /* names it on the link: ours (A), the peer's (INCOMING) */
+	uint32_t client, gen;     /* the owner, or the caller */
+	uint64_t req_id;          /* the client's create (OWNED) */
+	prism_id ctor;            /* OWNED until B took it; INCOMING: being pulled */
+	uint64_t since;           /* when a lookup first found nothing */
+	int code;                 /* INCOMING: the program (counted), or -1 */
+	struct sched_actor_msg m; /* INCOMING: the creation, milli unused */
+	uint64_t milli[SCHED_MAX_RES]; /* INCOMING: this node's indexes */
+};
+
+/* A lookup that finds no record keeps trying this long: the record is written as the
+ * actor is created, and a handle can reach another node before the GCS has it. */
+#define FAR_LOOKUP_NS (2 * PRISM_NS_PER_SEC)
 
 int actors__init(struct sched_node *n)
 {
@@ -74,8 +128,10 @@ void actors__free(struct sched_node *n)
 {
 	prism_free(n->actors);
 	prism_free(n->waits);
+	prism_free(n->far);
 	n->actors = NULL;
 	n->waits = NULL;
+	n->far = NULL;
 }
 
 static struct actor *find(struct sched_node *n, prism_id id)
@@ -117,8 +173,35 @@ static void drop_object(struct sched_node *n, prism_id id)
 
 static bool alive_client(struct sched_node *n, uint32_t slot, uint32_t gen)
 {
-	return n->cl[slot].kind != 0 && node__client(n, slot)->generation == gen &&
+	return slot < SCHED_DAEMON_SLOT && n->cl[slot].kind != 0 &&
+	       node__client(n, slot)->generation == gen &&
 	       atomic_load(&node__client(n, slot)->state) == SCHED_CLIENT_ATTACHED;
+}
+
+static bool owner_alive(struct sched_node *n, const struct actor *a)
+{
+	return a->owner == SCHED_DAEMON_SLOT ? a->oc != NULL
+					     : alive_client(n, a->owner, a->owner_gen);
+}
+
+static struct chan_for owner_of(const struct actor *a)
+{
+	return (struct chan_for){
+		.client = a->owner, .c = a->oc, .from = a->onode, .ask = a->olink};
+}
+
+/* Tell a caller on another node that its request `link` failed (or, for an owner, that
+ * the actor died). */
+static void far_deny(struct sched_node *n, struct transport_conn *c, uint64_t link, int code)
+{
+	uint8_t v[4];
+	prism_le32_store(v, (uint32_t)code);
+	remote__send(n, c, PEER_M_ACTOR_DENIED, link, v, sizeof(v));
+}
+
+static void record_actor(struct sched_node *n, const struct actor *a, uint8_t state)
+{
+	cluster__actor_put(n, a->id, state, a->restarts, a->name);
 }
 
 /* The first message of the owner's channel: the constructor, from the store. */
@@ -144,10 +227,13 @@ static int push_ctor(struct sched_node *n, struct actor *a, uint32_t l)
 	return rc;
 }
 
-/* Open a channel from client to a's host; flags SCHED_CHAN_*. */
-static int open_channel(struct sched_node *n, struct actor *a, uint32_t client, uint32_t flags)
+/* Open a channel to a's host for `to`; flags SCHED_CHAN_*. */
+static int open_channel(struct sched_node *n, struct actor *a, const struct chan_for *to,
+			uint32_t flags)
 {
-	int l = ctl__lease_open(n, client, (uint32_t)a->worker, NULL, true);
+	uint64_t link = 0;
+	int l = to->c ? remote__chan_host(n, to->c, to->from, (uint32_t)a->worker, &link)
+		      : ctl__lease_open(n, to->client, (uint32_t)a->worker, NULL, true);
 	if (l < 0) {
 		PRISM_LOG_W("actors", "no lease free for a channel to an actor: %s",
 			    prism_strerror(l));
@@ -167,11 +253,22 @@ static int open_channel(struct sched_node *n, struct actor *a, uint32_t client, 
 	struct sched_ctl_msg m;
 	ctl__msg_init(&m, SCHED_M_LEASE_ASSIGN);
 	m.a = (uint32_t)l;
-	m.b = client;
+	m.b = to->c ? SCHED_DAEMON_SLOT : to->client;
 	m.c = ls->generation;
 	m.d = 1; /* an actor channel */
 	m.e = flags;
 	ctl__send(n, (uint32_t)a->worker, &m);
+	if (to->c) {
+		/* The caller's node opens a proxy of it and tells the caller. */
+		uint8_t v[8 + 4 * 4 + PRISM_ID_SIZE];
+		prism_le64_store(v, to->ask);
+		prism_le32_store(v + 8, (uint32_t)l);
+		prism_le32_store(v + 12, ls->generation);
+		prism_le32_store(v + 16, (uint32_t)n->cl[a->worker].pid);
+		prism_le32_store(v + 20, flags);
+		memcpy(v + 24, a->id.b, PRISM_ID_SIZE);
+		return remote__send(n, to->c, PEER_M_ACTOR_CHAN, link, v, sizeof(v));
+	}
 	ctl__msg_init(&m, SCHED_M_ACTOR_CHANNEL);
 	m.a = (uint32_t)l;
 	m.b = (uint32_t)a->worker;
@@ -179,7 +276,7 @@ static int open_channel(struct sched_node *n, struct actor *a, uint32_t client, 
 	m.code = n->cl[a->worker].pid;
 	m.e = flags;
 	memcpy(m.tail_, a->id.b, PRISM_ID_SIZE);
-	ctl__send(n, client, &m);
+	ctl__send(n, to->client, &m);
 	return 0;
 }
 
@@ -200,13 +297,21 @@ static void answer_waits(struct sched_node *n, struct actor *a)
 			n->waits[kept++] = *w;
 			continue;
 		}
-		if (!alive_client(n, w->client, w->gen))
+		if (w->c ? false : !alive_client(n, w->client, w->gen))
 			continue;
+		struct chan_for to = {w->client, w->c, w->from, w->link};
 		if (a->state == ACTOR_ALIVE) {
-			if (open_channel(n, a, w->client, 0) != 0)
-				deny_actor(n, w->client, 0, a->id, -ENOSPC);
+			if (open_channel(n, a, &to, 0) != 0) {
+				if (w->c)
+					far_deny(n, w->c, w->link, -ENOSPC);
+				else
+					deny_actor(n, w->client, 0, a->id, -ENOSPC);
+			}
 		} else if (a->state == ACTOR_DEAD) {
-			deny_actor(n, w->client, 0, a->id, PRISM_E_ACTOR_DIED);
+			if (w->c)
+				far_deny(n, w->c, w->link, PRISM_E_ACTOR_DIED);
+			else
+				deny_actor(n, w->client, 0, a->id, PRISM_E_ACTOR_DIED);
 		} else {
 			n->waits[kept++] = *w;
 		}
@@ -236,14 +341,22 @@ static void actor_dead(struct sched_node *n, struct actor *a, const char *why)
 		a->rt_cpu = -1;
 		fence_all(n); /* its CPU is everyone's again */
 	}
+	record_actor(n, a, GCS_ACTOR_DEAD);
 	a->name[0] = '\0'; /* the name is free for a new actor */
 	ckpt_drop(n, a);
 	if (!prism_id_is_nil(a->ctor)) {
 		drop_object(n, a->ctor);
 		a->ctor = (prism_id){0};
 	}
-	if (alive_client(n, a->owner, a->owner_gen))
+	if (a->owner == SCHED_DAEMON_SLOT && a->oc)
+		far_deny(n, a->oc, a->olink, PRISM_E_ACTOR_DIED);
+	else if (alive_client(n, a->owner, a->owner_gen))
 		deny_actor(n, a->owner, 0, a->id, PRISM_E_ACTOR_DIED);
+	a->oc = NULL;
+	if (a->code_held) {
+		a->code_held = false;
+		pool__code_release(n, a->code);
+	}
 	answer_waits(n, a);
 }
 
@@ -335,7 +448,9 @@ static void bind(struct sched_node *n, struct actor *a, uint32_t w)
 	if (a->rt_cpu >= 0)
 		fence_all(n);
 	uint32_t flags = SCHED_CHAN_OWNER | (a->restarts ? SCHED_CHAN_RESTART : 0);
-	if (open_channel(n, a, a->owner, flags) != 0) {
+	struct chan_for to = owner_of(a);
+	record_actor(n, a, GCS_ACTOR_ALIVE);
+	if (open_channel(n, a, &to, flags) != 0) {
 		actor_dead(n, a,
 			   "no lease free for its owner's channel, or its constructor is "
 			   "lost");
@@ -352,7 +467,7 @@ void actors__dispatch(struct sched_node *n, uint32_t *wanted)
 		struct actor *a = &n->actors[i];
 		if (a->state != ACTOR_PENDING)
 			continue;
-		if (!alive_client(n, a->owner, a->owner_gen)) {
+		if (!owner_alive(n, a)) {
 			actor_dead(n, a, "its owner is gone");
 			continue;
 		}
@@ -370,6 +485,59 @@ void actors__dispatch(struct sched_node *n, uint32_t *wanted)
 	}
 }
 
+/* A new actor entry for m (milli: this node's indexes, updated for a real-time actor),
+ * owned by `owner` (SCHED_DAEMON_SLOT: on another node, for the caller to fill in) and
+ * running code: 0 with *out, or the code to refuse it with. */
+static int actor_add(struct sched_node *n, const struct sched_actor_msg *m, uint64_t *milli,
+		     uint32_t owner, int code, struct actor **out)
+{
+	if (m->flags & SCHED_ACTOR_REALTIME) {
+		if (rt_count(n) >= rt_limit(n))
+			return PRISM_E_NO_SPINNER;
+		if (milli[SCHED_RES_CPU] < 1000)
+			milli[SCHED_RES_CPU] = 1000; /* it spins: a whole CPU is its own */
+	}
+	if (find(n, m->actor))
+		return -EEXIST;
+	for (uint32_t i = 0; m->name[0] && i < NODE_MAX_ACTORS; i++)
+		if ((n->actors[i].state == ACTOR_PENDING ||
+		     n->actors[i].state == ACTOR_ALIVE) &&
+		    strcmp(n->actors[i].name, m->name) == 0)
+			return -EEXIST;
+	struct actor *a = NULL, *oldest = NULL;
+	for (uint32_t i = 0; i < NODE_MAX_ACTORS && !a; i++) {
+		struct actor *e = &n->actors[i];
+		if (e->state == ACTOR_FREE)
+			a = e;
+		else if (e->state == ACTOR_DEAD && (!oldest || e->dead_seq < oldest->dead_seq))
+			oldest = e;
+	}
+	if (!a && !(a = oldest))
+		return -ENOSPC;
+	*a = (struct actor){
+		.state = ACTOR_PENDING,
+		.id = m->actor,
+		.cls = m->cls,
+		.owner = owner,
+		.owner_gen = owner < SCHED_DAEMON_SLOT ? node__client(n, owner)->generation : 0,
+		.code = code,
+		.worker = -1,
+		.restarts_left = m->max_restarts,
+		.flags = m->flags,
+		.rt_cpu = -1,
+		.rt_spin_us = m->rt_spin_us};
+	memcpy(a->milli, milli, sizeof(a->milli));
+	snprintf(a->name, sizeof(a->name), "%s", m->name);
+	a->ctor = m->ctor; /* given to us */
+	n->actors_created++;
+	record_actor(n, a, GCS_ACTOR_PENDING);
+	*out = a;
+	return 0;
+}
+
+static int far_create(struct sched_node *n, uint32_t slot, const struct sched_actor_msg *m,
+		      const uint64_t *milli, prism_id node, const char *addr);
+
 void actors__on_create(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *cm)
 {
 	const struct sched_actor_msg *m = (const struct sched_actor_msg *)cm;
@@ -379,52 +547,38 @@ void actors__on_create(struct sched_node *n, uint32_t slot, const struct sched_c
 		return;
 	}
 	uint64_t milli[SCHED_MAX_RES];
+	bool fits = true;
 	for (uint32_t r = 0; r < SCHED_MAX_RES; r++) {
 		milli[r] = m->milli[r];
 		if (milli[r] && (r >= n->hdr->nres || milli[r] > n->hdr->res[r].total_milli))
-			goto deny;
+			fits = false;
 	}
-	if (m->flags & SCHED_ACTOR_REALTIME) {
-		code = PRISM_E_NO_SPINNER;
-		if (rt_count(n) >= rt_limit(n))
+	if ((m->flags & SCHED_ACTOR_REALTIME) && milli[SCHED_RES_CPU] < 1000)
+		milli[SCHED_RES_CPU] = 1000;
+	/* In a cluster, an actor this node cannot hold now goes where it starts first (as a
+	 * lease request would); one no node can hold is refused. */
+	if (n->cluster && n->remote &&
+	    (!fits || !ctl__res_fit(n, milli) ||
+	     ((m->flags & SCHED_ACTOR_REALTIME) && rt_count(n) >= rt_limit(n)))) {
+		prism_id node;
+		char addr[256];
+		int rc = cluster__place(n, milli, 0, fits, &node, addr, sizeof(addr));
+		if (rc == 0) {
+			rc = far_create(n, slot, m, milli, node, addr);
+			if (rc == 0)
+				return;
+		}
+		if (!fits) {
+			code = rc == PRISM_E_AGAIN ? PRISM_E_INFEASIBLE : rc;
 			goto deny;
-		if (milli[SCHED_RES_CPU] < 1000)
-			milli[SCHED_RES_CPU] = 1000; /* it spins: a whole CPU is its own */
+		}
 	}
-	code = -EEXIST;
-	if (find(n, m->actor))
+	if (!fits)
 		goto deny;
-	for (uint32_t i = 0; m->name[0] && i < NODE_MAX_ACTORS; i++)
-		if ((n->actors[i].state == ACTOR_PENDING ||
-		     n->actors[i].state == ACTOR_ALIVE) &&
-		    strcmp(n->actors[i].name, m->name) == 0)
-			goto deny;
-	struct actor *a = NULL, *oldest = NULL;
-	for (uint32_t i = 0; i < NODE_MAX_ACTORS && !a; i++) {
-		struct actor *e = &n->actors[i];
-		if (e->state == ACTOR_FREE)
-			a = e;
-		else if (e->state == ACTOR_DEAD && (!oldest || e->dead_seq < oldest->dead_seq))
-			oldest = e;
-	}
-	code = -ENOSPC;
-	if (!a && !(a = oldest))
+	struct actor *a;
+	code = actor_add(n, m, milli, slot, n->cl[slot].code, &a);
+	if (code)
 		goto deny;
-	*a = (struct actor){.state = ACTOR_PENDING,
-			    .id = m->actor,
-			    .cls = m->cls,
-			    .owner = slot,
-			    .owner_gen = node__client(n, slot)->generation,
-			    .code = n->cl[slot].code,
-			    .worker = -1,
-			    .restarts_left = m->max_restarts,
-			    .flags = m->flags,
-			    .rt_cpu = -1,
-			    .rt_spin_us = m->rt_spin_us};
-	memcpy(a->milli, milli, sizeof(milli));
-	snprintf(a->name, sizeof(a->name), "%s", m->name);
-	a->ctor = m->ctor; /* given to us by the owner */
-	n->actors_created++;
 	answer_ok(n, slot, m->h.req_id, m->actor, m->cls);
 	ctl__dispatch(n);
 	return;
@@ -434,34 +588,64 @@ deny:
 	deny_actor(n, slot, m->h.req_id, m->actor, code);
 }
 
+static int add_wait(struct sched_node *n, const struct actor_wait *w)
+{
+	if (n->nwaits == n->capwaits) {
+		uint32_t cap = n->capwaits ? 2 * n->capwaits : 16;
+		void *nw = prism_realloc(n->waits, cap * sizeof(*n->waits));
+		if (!nw)
+			return -ENOMEM;
+		n->waits = nw;
+		n->capwaits = cap;
+	}
+	n->waits[n->nwaits++] = *w;
+	return 0;
+}
+
+/* A channel to actor a for `to`, now or once it is bound: 0 or why not. */
+static int connect_to(struct sched_node *n, struct actor *a, const struct chan_for *to)
+{
+	if (a->state == ACTOR_DEAD)
+		return PRISM_E_ACTOR_DIED;
+	if (a->state == ACTOR_ALIVE)
+		return open_channel(n, a, to, 0) != 0 ? -ENOSPC : 0;
+	struct actor_wait w = {.client = to->client,
+			       .gen = to->c ? 0 : node__client(n, to->client)->generation,
+			       .actor = (uint32_t)(a - n->actors),
+			       .c = to->c,
+			       .from = to->from,
+			       .link = to->ask};
+	return add_wait(n, &w);
+}
+
+static void far_connect(struct sched_node *n, uint32_t slot, prism_id id);
+static bool far_kill(struct sched_node *n, prism_id id);
+
 void actors__on_connect(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
 {
 	prism_id id;
 	memcpy(id.b, m->tail_, PRISM_ID_SIZE);
 	struct actor *a = find(n, id);
 	if (!a) {
-		deny_actor(n, slot, m->h.req_id, id, -ENOENT);
-	} else if (a->state == ACTOR_DEAD) {
-		deny_actor(n, slot, m->h.req_id, id, PRISM_E_ACTOR_DIED);
-	} else if (a->state == ACTOR_ALIVE) {
-		if (open_channel(n, a, slot, 0) != 0)
-			deny_actor(n, slot, m->h.req_id, id, -ENOSPC);
-	} else {
-		if (n->nwaits == n->capwaits) {
-			uint32_t cap = n->capwaits ? 2 * n->capwaits : 16;
-			void *nw = prism_realloc(n->waits, cap * sizeof(*n->waits));
-			if (!nw) {
-				deny_actor(n, slot, m->h.req_id, id, -ENOMEM);
-				return;
-			}
-			n->waits = nw;
-			n->capwaits = cap;
-		}
-		n->waits[n->nwaits++] =
-			(struct actor_wait){.client = slot,
-					    .gen = node__client(n, slot)->generation,
-					    .actor = (uint32_t)(a - n->actors)};
+		if (n->cluster && n->remote)
+			far_connect(n, slot, id); /* it may live on another node */
+		else
+			deny_actor(n, slot, m->h.req_id, id, -ENOENT);
+		return;
 	}
+	struct chan_for to = {.client = slot};
+	int rc = connect_to(n, a, &to);
+	if (rc)
+		deny_actor(n, slot, m->h.req_id, id, rc);
+}
+
+static void kill_actor(struct sched_node *n, struct actor *a, const char *who)
+{
+	a->killed = true;
+	char why[96];
+	snprintf(why, sizeof(why), "killed by %s", who);
+	actor_dead(n, a, why);
+	ctl__dispatch(n);
 }
 
 void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
@@ -469,13 +653,16 @@ void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl
 	prism_id id;
 	memcpy(id.b, m->tail_, PRISM_ID_SIZE);
 	struct actor *a = find(n, id);
-	if (!a || a->state == ACTOR_DEAD)
+	if (!a) {
+		if (n->cluster && n->remote)
+			far_kill(n, id);
 		return;
-	a->killed = true;
-	char why[64];
-	snprintf(why, sizeof(why), "killed by client %u", slot);
-	actor_dead(n, a, why);
-	ctl__dispatch(n);
+	}
+	if (a->state == ACTOR_DEAD)
+		return;
+	char who[32];
+	snprintf(who, sizeof(who), "client %u", slot);
+	kill_actor(n, a, who);
 }
 
 void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *cm)
@@ -487,6 +674,15 @@ void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_c
 			if ((a->state == ACTOR_PENDING || a->state == ACTOR_ALIVE) &&
 			    strcmp(a->name, m->name) == 0) {
 				answer_ok(n, slot, m->h.req_id, a->id, a->cls);
+				return;
+			}
+		}
+		/* Named actors this node's clients created on other nodes. */
+		for (uint32_t i = 0; i < n->nfar; i++) {
+			struct actor_far *f = &n->far[i];
+			if (f->kind == FAR_OWNED && f->accepted &&
+			    strcmp(f->m.name, m->name) == 0) {
+				answer_ok(n, slot, m->h.req_id, f->id, f->cls);
 				return;
 			}
 		}
@@ -510,12 +706,25 @@ void actors__on_checkpoint(struct sched_node *n, uint32_t slot, const struct sch
 	a->has_ckpt = true;
 }
 
+static void far_drop(struct sched_node *n, uint32_t i);
+
 void actors__client_gone(struct sched_node *n, uint32_t slot)
 {
 	for (uint32_t i = 0; i < NODE_MAX_ACTORS; i++) {
 		struct actor *a = &n->actors[i];
 		if ((a->state == ACTOR_PENDING || a->state == ACTOR_ALIVE) && a->owner == slot)
 			actor_dead(n, a, "its owner is gone");
+	}
+	/* Its actors on other nodes end with it (fate sharing); its requests are void. */
+	for (uint32_t i = 0; i < n->nfar;) {
+		struct actor_far *f = &n->far[i];
+		if ((f->kind != FAR_OWNED && f->kind != FAR_CONNECT) || f->client != slot) {
+			i++;
+			continue;
+		}
+		if (f->kind == FAR_OWNED && f->c)
+			remote__send(n, f->c, PEER_M_ACTOR_KILL, 0, f->id.b, PRISM_ID_SIZE);
+		far_drop(n, i);
 	}
 	int idx = n->cl[slot].actor - 1;
 	if (idx < 0)
@@ -535,6 +744,7 @@ void actors__client_gone(struct sched_node *n, uint32_t slot)
 		actor_dead(n, a, "its worker died and it has no restarts left");
 		return;
 	}
+	record_actor(n, a, GCS_ACTOR_RESTARTING);
 	if (a->restarts_left > 0)
 		a->restarts_left--;
 	a->restarts++;
@@ -562,4 +772,511 @@ void actors__status(struct sched_node *n, char *buf, size_t len, size_t *off)
 			alive, rt, rt_limit(n), pending, dead,
 			(unsigned long long)n->actors_created,
 			(unsigned long long)n->actors_restarted);
+}
+
+/* ---- actors across nodes ---------------------------------------------------------------
+ *
+ * A (the caller's node) and B (the actor's) speak PEER_M_ACTOR_* (node_int.h).  A
+ * creation this node cannot hold goes to the node cluster__place() picks: B pulls the
+ * constructor from A, makes the actor with a remote owner (the link and A's name for it),
+ * and answers; A answers its client then, and drops its copy of the constructor.  Every
+ * channel to the actor on B from another node is a hosted lease there and a proxy lease
+ * on A (remote.c carries the calls and their completions), opened as local channels are:
+ * the owner's at each binding (with the constructor first), a caller's on request.  B
+ * records its actors in the GCS's actor table; a node asked for an actor it does not
+ * have looks there (A knows its own clients' actors without asking).  The owner's node
+ * going away ends the actor (fate sharing); the actor's node going away ends it for its
+ * callers (PRISM_E_ACTOR_DIED).
+ */
+
+static struct actor_far *far_new(struct sched_node *n, uint8_t kind)
+{
+	if (n->nfar == n->capfar) {
+		uint32_t cap = n->capfar ? 2 * n->capfar : 8;
+		void *nf = prism_realloc(n->far, cap * sizeof(*n->far));
+		if (!nf)
+			return NULL;
+		n->far = nf;
+		n->capfar = cap;
+	}
+	struct actor_far *f = &n->far[n->nfar++];
+	memset(f, 0, sizeof(*f));
+	f->kind = kind;
+	f->key = ++n->far_seq;
+	f->link = f->key;
+	f->code = -1;
+	return f;
+}
+
+static void far_drop(struct sched_node *n, uint32_t i)
+{
+	struct actor_far *f = &n->far[i];
+	if (!prism_id_is_nil(f->ctor))
+		drop_object(n, f->ctor);
+	if (f->code >= 0)
+		pool__code_release(n, f->code);
+	n->far[i] = n->far[--n->nfar];
+}
+
+static int far_by_key(struct sched_node *n, uint64_t key)
+{
+	for (uint32_t i = 0; i < n->nfar; i++)
+		if (n->far[i].key == key)
+			return (int)i;
+	return -1;
+}
+
+/* A's entry that link (ours) names on c, of kind (0: any but INCOMING). */
+static int far_by_link(struct sched_node *n, struct transport_conn *c, uint64_t link)
+{
+	for (uint32_t i = 0; i < n->nfar; i++)
+		if (n->far[i].kind != FAR_INCOMING && n->far[i].located && n->far[i].c == c &&
+		    n->far[i].link == link)
+			return (int)i;
+	return -1;
+}
+
+static int far_owned(struct sched_node *n, prism_id id)
+{
+	for (uint32_t i = 0; i < n->nfar; i++)
+		if (n->far[i].kind == FAR_OWNED && prism_id_eq(n->far[i].id, id))
+			return (int)i;
+	return -1;
+}
+
+static int far_create(struct sched_node *n, uint32_t slot, const struct sched_actor_msg *m,
+		      const uint64_t *milli, prism_id node, const char *addr)
+{
+	struct transport_conn *c = cluster__peer(n, node, addr);
+	if (!c)
+		return PRISM_E_PEER_GONE;
+	uint8_t *buf = prism_malloc(SCHED_MSG_MAX);
+	if (!buf)
+		return -ENOMEM;
+	prism_wire_writer w;
+	prism_wire_writer_init(&w, buf, SCHED_MSG_MAX);
+	prism_wire_put_raw(&w, m->actor.b, PRISM_ID_SIZE);
+	prism_wire_put_u64(&w, m->cls);
+	prism_wire_put_u32(&w, m->flags);
+	prism_wire_put_u32(&w, (uint32_t)m->max_restarts);
+	prism_wire_put_u32(&w, m->rt_spin_us);
+	prism_wire_put_str(&w, m->name);
+	prism_wire_put_raw(&w, m->ctor.b, PRISM_ID_SIZE);
+	remote__put_res(n, &w, milli);
+	remote__put_code(&w, &n->codes[n->cl[slot].code]);
+	size_t len = 0;
+	int rc = prism_wire_writer_finish(&w, &len);
+	struct actor_far *f = rc ? NULL : far_new(n, FAR_OWNED);
+	if (!rc && !f)
+		rc = -ENOMEM;
+	if (!rc) {
+		f->located = true;
+		f->id = m->actor;
+		f->cls = m->cls;
+		f->c = c;
+		f->node = node;
+		f->client = slot;
+		f->gen = node__client(n, slot)->generation;
+		f->req_id = m->h.req_id;
+		f->m = *m;
+		rc = remote__send(n, c, PEER_M_ACTOR_CREATE, f->link, buf, len);
+		if (rc)
+			n->nfar--; /* the last one: f; the constructor stays the caller's */
+		else
+			f->ctor = m->ctor; /* ours until B has its copy */
+	}
+	prism_free(buf);
+	if (rc == 0)
+		PRISM_LOG_D("actors", "actor for client %u goes to %s", slot, addr);
+	return rc;
+}
+
+/* Ask c's node for a channel for entry f (a connect). */
+static void far_ask(struct sched_node *n, struct actor_far *f)
+{
+	int rc = remote__send(n, f->c, PEER_M_ACTOR_CONNECT, f->link, f->id.b, PRISM_ID_SIZE);
+	if (rc) {
+		deny_actor(n, f->client, 0, f->id, rc);
+		far_drop(n, (uint32_t)(f - n->far));
+	}
+}
+
+static void far_lookup(struct sched_node *n, struct actor_far *f);
+
+static void on_found(void *arg, int status, struct transport_conn *c, prism_id node,
+		     uint8_t state)
+{
+	struct sched_node *n = ((void **)arg)[0];
+	uint64_t key = (uint64_t)(uintptr_t)((void **)arg)[1];
+	prism_free(arg);
+	int i = far_by_key(n, key);
+	if (i < 0)
+		return; /* its client left */
+	struct actor_far *f = &n->far[i];
+	f->asking = false;
+	if (status == 0 && state == GCS_ACTOR_DEAD)
+		status = PRISM_E_ACTOR_DIED;
+	if (status == -ENOENT) {
+		uint64_t now = prism_now_ns();
+		if (!f->since)
+			f->since = now;
+		if (now - f->since < FAR_LOOKUP_NS)
+			return; /* actors__tick() asks again */
+	}
+	if (status) {
+		if (f->kind == FAR_CONNECT)
+			deny_actor(n, f->client, 0, f->id, status);
+		far_drop(n, (uint32_t)i);
+		return;
+	}
+	f->located = true;
+	f->c = c;
+	f->node = node;
+	if (f->kind == FAR_KILL) {
+		remote__send(n, c, PEER_M_ACTOR_KILL, 0, f->id.b, PRISM_ID_SIZE);
+		far_drop(n, (uint32_t)i);
+	} else {
+		far_ask(n, f);
+	}
+}
+
+static void far_lookup(struct sched_node *n, struct actor_far *f)
+{
+	void **arg = prism_malloc(2 * sizeof(void *));
+	int rc = -ENOMEM;
+	if (arg) {
+		arg[0] = n;
+		arg[1] = (void *)(uintptr_t)f->key;
+		f->asking = true;
+		rc = cluster__actor_find(n, f->id, on_found, arg);
+		if (rc) {
+			f->asking = false;
+			prism_free(arg);
+		}
+	}
+	if (rc) {
+		if (f->kind == FAR_CONNECT)
+			deny_actor(n, f->client, 0, f->id, rc);
+		far_drop(n, (uint32_t)(f - n->far));
+	}
+}
+
+static void far_connect(struct sched_node *n, uint32_t slot, prism_id id)
+{
+	struct actor_far *f = far_new(n, FAR_CONNECT);
+	if (!f) {
+		deny_actor(n, slot, 0, id, -ENOMEM);
+		return;
+	}
+	f->id = id;
+	f->client = slot;
+	f->gen = node__client(n, slot)->generation;
+	int o = far_owned(n, id);
+	if (o >= 0 && n->far[o].accepted) {
+		/* Created from here: its node is known. */
+		f->located = true;
+		f->c = n->far[o].c;
+		f->node = n->far[o].node;
+		far_ask(n, f);
+	} else {
+		far_lookup(n, f);
+	}
+}
+
+static bool far_kill(struct sched_node *n, prism_id id)
+{
+	int o = far_owned(n, id);
+	if (o >= 0 && n->far[o].c) {
+		remote__send(n, n->far[o].c, PEER_M_ACTOR_KILL, 0, id.b, PRISM_ID_SIZE);
+		return true;
+	}
+	struct actor_far *f = far_new(n, FAR_KILL);
+	if (!f)
+		return false;
+	f->id = id;
+	far_lookup(n, f);
+	return true;
+}
+
+void actors__tick(struct sched_node *n)
+{
+	for (uint32_t i = 0; i < n->nfar; i++) {
+		struct actor_far *f = &n->far[i];
+		if ((f->kind == FAR_CONNECT || f->kind == FAR_KILL) && !f->located &&
+		    !f->asking && f->since) {
+			far_lookup(n, f);
+			return; /* it may have dropped f: one per tick is plenty */
+		}
+	}
+}
+
+/* ---- B's side -------------------------------------------------------------------------- */
+
+static void ctor_pulled(void *arg, int status, prism_id id)
+{
+	struct sched_node *n = ((void **)arg)[0];
+	uint64_t key = (uint64_t)(uintptr_t)((void **)arg)[1];
+	prism_free(arg);
+	int i = far_by_key(n, key);
+	if (i < 0)
+		return;
+	struct actor_far *f = &n->far[i];
+	const void *data;
+	size_t size;
+	f->ctor = (prism_id){0}; /* pinned below, or never here */
+	if (status == 0 && !f->c)
+		status = PRISM_E_PEER_GONE;
+	if (status == 0)
+		status = objstore_get(n->os, id, &data, &size);
+	struct actor *a = NULL;
+	if (status == 0) {
+		status = actor_add(n, &f->m, f->milli, SCHED_DAEMON_SLOT, f->code, &a);
+		if (status)
+			drop_object(n, id);
+	}
+	if (status) {
+		PRISM_LOG_D("actors", "an actor from another node refused: %s",
+			    prism_strerror(status));
+		if (f->c)
+			far_deny(n, f->c, f->link, status);
+		far_drop(n, (uint32_t)i); /* releases the code */
+		return;
+	}
+	a->oc = f->c;
+	a->onode = f->node;
+	a->olink = f->link;
+	a->code_held = true;
+	f->code = -1; /* the actor's now */
+	remote__send(n, f->c, PEER_M_ACTOR_OK, f->link, NULL, 0);
+	far_drop(n, (uint32_t)i);
+	ctl__dispatch(n);
+}
+
+static void on_create(struct sched_node *n, struct transport_conn *c, prism_id from,
+		      uint64_t link, prism_wire_reader *rd)
+{
+	struct sched_actor_msg m = {.h = {.len = sizeof(m), .type = SCHED_M_ACTOR_CREATE}};
+	uint32_t restarts = 0;
+	const char *name = NULL;
+	uint32_t nl = 0;
+	prism_wire_get_raw(rd, m.actor.b, PRISM_ID_SIZE);
+	prism_wire_get_u64(rd, &m.cls);
+	prism_wire_get_u32(rd, &m.flags);
+	prism_wire_get_u32(rd, &restarts);
+	prism_wire_get_u32(rd, &m.rt_spin_us);
+	prism_wire_get_str(rd, sizeof(m.name) - 1, &name, &nl);
+	prism_wire_get_raw(rd, m.ctor.b, PRISM_ID_SIZE);
+	m.max_restarts = (int32_t)restarts;
+	if (name)
+		memcpy(m.name, name, nl);
+	uint64_t milli[SCHED_MAX_RES];
+	int code = name && !memchr(m.name, '\0', nl) ? remote__get_res(n, rd, milli)
+						     : PRISM_E_PROTO;
+	int pc = code ? -1 : remote__take_code(n, rd);
+	if (!code && pc < 0)
+		code = pc;
+	if (!code && prism_wire_reader_finish(rd) != 0)
+		code = PRISM_E_PROTO;
+	struct actor_far *f = code ? NULL : far_new(n, FAR_INCOMING);
+	if (!code && !f)
+		code = -ENOMEM;
+	if (code) {
+		if (pc >= 0)
+			pool__code_release(n, pc);
+		if (code == PRISM_E_PROTO)
+			PRISM_LOG_W("actors", "a malformed actor creation from a peer");
+		far_deny(n, c, link, code);
+		return;
+	}
+	f->id = m.actor;
+	f->c = c;
+	f->node = from;
+	f->link = link;
+	f->code = pc;
+	f->m = m;
+	memcpy(f->milli, milli, sizeof(milli));
+	void **arg = prism_malloc(2 * sizeof(void *));
+	int rc = -ENOMEM;
+	if (arg) {
+		arg[0] = n;
+		arg[1] = (void *)(uintptr_t)f->key;
+		f->ctor = m.ctor;
+		rc = cluster__pull(n, from, "", m.ctor, ctor_pulled, arg);
+		if (rc) {
+			prism_free(arg);
+			f->ctor = (prism_id){0};
+		}
+	}
+	if (rc) {
+		int i = far_by_key(n, f->key);
+		if (i >= 0) {
+			far_deny(n, c, link, rc);
+			far_drop(n, (uint32_t)i);
+		}
+	}
+}
+
+static void on_connect(struct sched_node *n, struct transport_conn *c, prism_id from,
+		       uint64_t link, const uint8_t *p, uint32_t len)
+{
+	prism_id id;
+	if (len != PRISM_ID_SIZE) {
+		far_deny(n, c, link, PRISM_E_PROTO);
+		return;
+	}
+	memcpy(id.b, p, PRISM_ID_SIZE);
+	struct actor *a = find(n, id);
+	struct chan_for to = {.client = SCHED_DAEMON_SLOT, .c = c, .from = from, .ask = link};
+	int rc = a ? connect_to(n, a, &to) : -ENOENT;
+	if (rc)
+		far_deny(n, c, link, rc);
+}
+
+/* ---- A's side: answers ----------------------------------------------------------------- */
+
+static void on_chan(struct sched_node *n, struct transport_conn *c, prism_id from,
+		    uint64_t chan_link, const uint8_t *p, uint32_t len)
+{
+	if (len != 24 + PRISM_ID_SIZE)
+		return;
+	uint64_t ask = prism_le64_load(p);
+	uint32_t bl = prism_le32_load(p + 8), bg = prism_le32_load(p + 12);
+	uint32_t pid = prism_le32_load(p + 16), flags = prism_le32_load(p + 20);
+	int i = far_by_link(n, c, ask);
+	struct actor_far *f = i >= 0 ? &n->far[i] : NULL;
+	int l = -ENOENT;
+	if (f && (f->kind == FAR_OWNED || f->kind == FAR_CONNECT) &&
+	    alive_client(n, f->client, f->gen))
+		l = remote__chan_proxy(n, c, from, chan_link, bl, bg, f->client);
+	if (l < 0) {
+		if (l == -ENOENT) {
+			/* Nobody here wants it: B lets its end go. */
+			uint8_t v[12];
+			prism_le32_store(v, bl);
+			prism_le32_store(v + 4, bg);
+			prism_le32_store(v + 8, 1);
+			remote__send(n, c, PEER_M_RETURN, 0, v, sizeof(v));
+		} else if (f) {
+			deny_actor(n, f->client, 0, f->id, l);
+		}
+		if (f && f->kind == FAR_CONNECT)
+			far_drop(n, (uint32_t)i);
+		return;
+	}
+	struct sched_lease *ls = sched_lease_at(n->base, (uint32_t)l);
+	struct sched_ctl_msg m;
+	ctl__msg_init(&m, SCHED_M_ACTOR_CHANNEL);
+	m.a = (uint32_t)l;
+	m.b = SCHED_DAEMON_SLOT;
+	m.c = ls->generation;
+	m.code = (int32_t)pid;
+	m.e = flags;
+	memcpy(m.tail_, f->id.b, PRISM_ID_SIZE);
+	ctl__send(n, f->client, &m);
+	if (f->kind == FAR_CONNECT)
+		far_drop(n, (uint32_t)i);
+}
+
+static void on_ok(struct sched_node *n, struct transport_conn *c, uint64_t link)
+{
+	int i = far_by_link(n, c, link);
+	if (i < 0 || n->far[i].kind != FAR_OWNED || n->far[i].accepted)
+		return;
+	struct actor_far *f = &n->far[i];
+	f->accepted = true;
+	drop_object(n, f->ctor); /* B has its own */
+	f->ctor = (prism_id){0};
+	if (alive_client(n, f->client, f->gen))
+		answer_ok(n, f->client, f->req_id, f->id, f->cls);
+}
+
+static void on_denied(struct sched_node *n, struct transport_conn *c, uint64_t link,
+		      const uint8_t *p, uint32_t len)
+{
+	int i = far_by_link(n, c, link);
+	if (i < 0 || len != 4)
+		return;
+	struct actor_far *f = &n->far[i];
+	int code = (int32_t)prism_le32_load(p);
+	if (code >= 0)
+		code = PRISM_E_PROTO;
+	if (alive_client(n, f->client, f->gen))
+		deny_actor(n, f->client, f->kind == FAR_OWNED && !f->accepted ? f->req_id : 0,
+			   f->id, f->accepted ? PRISM_E_ACTOR_DIED : code);
+	far_drop(n, (uint32_t)i);
+}
+
+void actors__on_peer(struct sched_node *n, struct transport_conn *c, prism_id from,
+		     const prism_wire_hdr *h, const uint8_t *p)
+{
+	prism_wire_reader rd;
+	prism_wire_reader_init(&rd, p, h->len);
+	switch (h->type) {
+	case PEER_M_ACTOR_CREATE:
+		on_create(n, c, from, h->req_id, &rd);
+		break;
+	case PEER_M_ACTOR_OK:
+		on_ok(n, c, h->req_id);
+		break;
+	case PEER_M_ACTOR_DENIED:
+		on_denied(n, c, h->req_id, p, h->len);
+		break;
+	case PEER_M_ACTOR_CONNECT:
+		on_connect(n, c, from, h->req_id, p, h->len);
+		break;
+	case PEER_M_ACTOR_CHAN:
+		on_chan(n, c, from, h->req_id, p, h->len);
+		break;
+	case PEER_M_ACTOR_KILL: {
+		prism_id id;
+		struct actor *a = NULL;
+		if (h->len == PRISM_ID_SIZE) {
+			memcpy(id.b, p, PRISM_ID_SIZE);
+			a = find(n, id);
+		}
+		if (a && a->state != ACTOR_DEAD)
+			kill_actor(n, a, "a client on another node");
+		break;
+	}
+	default:
+		PRISM_LOG_W("actors", "unknown peer message %u", h->type);
+	}
+}
+
+void actors__peer_gone(struct sched_node *n, struct transport_conn *c)
+{
+	for (uint32_t i = 0; i < NODE_MAX_ACTORS; i++) {
+		struct actor *a = &n->actors[i];
+		if (a->owner == SCHED_DAEMON_SLOT && a->oc == c &&
+		    (a->state == ACTOR_PENDING || a->state == ACTOR_ALIVE)) {
+			a->oc = NULL;
+			actor_dead(n, a, "its owner's node is gone");
+		} else if (a->oc == c) {
+			a->oc = NULL;
+		}
+	}
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < n->nwaits; i++)
+		if (n->waits[i].c != c)
+			n->waits[kept++] = n->waits[i];
+	n->nwaits = kept;
+	for (uint32_t i = 0; i < n->nfar;) {
+		struct actor_far *f = &n->far[i];
+		if (f->c != c) {
+			i++;
+			continue;
+		}
+		if (f->kind == FAR_INCOMING) {
+			f->c = NULL; /* its pull fails, or finds nobody to answer */
+			i++;
+			continue;
+		}
+		if ((f->kind == FAR_OWNED || f->kind == FAR_CONNECT) &&
+		    alive_client(n, f->client, f->gen))
+			deny_actor(n, f->client,
+				   f->kind == FAR_OWNED && !f->accepted ? f->req_id : 0, f->id,
+				   f->kind == FAR_OWNED && !f->accepted ? PRISM_E_PEER_GONE
+									: PRISM_E_ACTOR_DIED);
+		far_drop(n, i);
+	}
 }

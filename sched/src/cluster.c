@@ -244,7 +244,7 @@ static void peer_event(struct node_cluster *k, const transport_event *ev)
 		const uint8_t *p;
 		int rc = prism_wire_decode(ev->data, ev->len, PEER_FRAME_MAX, &h, &p);
 		if (rc == 0 && prism_wire_frame_len(&h) == ev->len &&
-		    h.type >= PEER_M_LEASE_REQ && h.type <= PEER_M_RECALL) {
+		    h.type >= PEER_M_LEASE_REQ && h.type <= PEER_M_ACTOR_KILL) {
 			struct peer *x = peer_by_conn(k, ev->conn);
 			if (x) {
 				remote__on_msg(k->n, ev->conn, x->id, &h, p);
@@ -293,6 +293,85 @@ int cluster__pull(struct sched_node *n, prism_id holder, const char *addr, prism
 	if (!c)
 		return PRISM_E_PEER_GONE;
 	return objstore_xfer_pull(n->cluster->xfer, c, id, cb, arg);
+}
+
+/* ---- the actor table ------------------------------------------------------------------ */
+
+static void on_actor_put(void *arg, int status, uint64_t seq)
+{
+	(void)arg;
+	(void)seq;
+	if (status)
+		PRISM_LOG_W(LOGM, "cannot record an actor in the GCS: %s",
+			    prism_strerror(status));
+}
+
+void cluster__actor_put(struct sched_node *n, prism_id id, uint8_t state, uint32_t restarts,
+			const char *name)
+{
+	struct node_cluster *k = n->cluster;
+	if (!k || !k->gcs)
+		return;
+	gcs_actor_rec rec = {.id = id,
+			     .node = k->id,
+			     .state = state,
+			     .restarts = restarts,
+			     .name = {name, (uint32_t)strlen(name)}};
+	uint8_t buf[1024];
+	size_t len;
+	int rc = gcs_actor_encode(&rec, buf, sizeof(buf), &len);
+	if (rc == 0)
+		rc = gcs_client_put(k->gcs, GCS_T_ACTOR, id.b, PRISM_ID_SIZE, buf, len,
+				    on_actor_put, NULL);
+	if (rc)
+		on_actor_put(NULL, rc, 0);
+}
+
+struct actor_find {
+	struct sched_node *n;
+	cluster_actor_cb cb;
+	void *arg;
+};
+
+static void on_actor_get(void *arg, int status, const uint8_t *val, size_t len,
+			 uint64_t version)
+{
+	(void)version;
+	struct actor_find *f = arg;
+	gcs_actor_rec rec = {0};
+	transport_conn *c = NULL;
+	if (status == 0 && gcs_actor_decode(val, len, &rec) != 0)
+		status = PRISM_E_CORRUPT;
+	if (status == 0 && rec.state != GCS_ACTOR_DEAD) {
+		struct node_cluster *k = f->n->cluster;
+		const struct cluster_node *x = NULL;
+		for (uint32_t i = 0; k && i < k->nview && !x; i++)
+			if (prism_id_eq(k->view[i].id, rec.node))
+				x = &k->view[i];
+		if (k && prism_id_eq(rec.node, k->id))
+			status = -ENOENT; /* ours, and no longer here */
+		else if (!x || x->state != GCS_NODE_ALIVE)
+			status = PRISM_E_ACTOR_DIED; /* its node is gone */
+		else if (!(c = cluster__peer(f->n, rec.node, x->addr)))
+			status = PRISM_E_PEER_GONE;
+	}
+	f->cb(f->arg, status, c, rec.node, rec.state);
+	prism_free(f);
+}
+
+int cluster__actor_find(struct sched_node *n, prism_id id, cluster_actor_cb cb, void *arg)
+{
+	struct node_cluster *k = n->cluster;
+	if (!k || !k->gcs)
+		return -ENOENT;
+	struct actor_find *f = prism_malloc(sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	*f = (struct actor_find){n, cb, arg};
+	int rc = gcs_client_get(k->gcs, GCS_T_ACTOR, id.b, PRISM_ID_SIZE, on_actor_get, f);
+	if (rc)
+		prism_free(f);
+	return rc;
 }
 
 /* ---- polling the endpoints ------------------------------------------------------------ */
@@ -511,13 +590,16 @@ static void learn_names(struct node_cluster *k)
 	}
 }
 
-/* A made-up mean task duration and link speed until nodes report them: they only weigh
- * queue lengths against each other, and no input locality is known per lease. */
+/* A fixed mean task duration and link speed until nodes report measured ones: the first
+ * only weighs queue lengths against each other; the second is the order of a transfer
+ * between nodes over tcp here (bench/README.md, cluster/object_transfer_1gib).  The
+ * inputs weighed are those of the task that asked for the lease: later tasks on the
+ * same lease may take others. */
 #define PLACE_MEAN_TASK_NS PRISM_NS_PER_MS
 #define PLACE_BANDWIDTH 1000000000ull
 
-int cluster__place(struct sched_node *n, const uint64_t *milli, bool spill, prism_id *id,
-		   char *addr, size_t alen)
+int cluster__place(struct sched_node *n, const uint64_t *milli, uint64_t input_bytes,
+		   bool spill, prism_id *id, char *addr, size_t alen)
 {
 	struct node_cluster *k = n->cluster;
 	int none = spill ? PRISM_E_AGAIN : PRISM_E_INFEASIBLE;
@@ -529,10 +611,16 @@ int cluster__place(struct sched_node *n, const uint64_t *milli, bool spill, pris
 	const struct sched_node_hdr *h = n->hdr;
 	uint32_t nres = h->nres;
 	uint64_t now = prism_now_ns();
+	uint32_t self_idx = 0;
+	bool self_seen = false;
 	for (uint32_t i = 0; i < k->nview; i++) {
 		const struct cluster_node *x = &k->view[i];
 		struct sched_place_node *p = &pn[i];
 		bool self = prism_id_eq(x->id, k->id);
+		if (self) {
+			self_idx = i;
+			self_seen = true;
+		}
 		p->id = x->id;
 		p->alive = x->state == GCS_NODE_ALIVE && now - x->seen_ns < k->timeout_ns;
 		p->mean_task_ns = PLACE_MEAN_TASK_NS;
@@ -563,6 +651,13 @@ int cluster__place(struct sched_node *n, const uint64_t *milli, bool spill, pris
 	struct sched_place_task t = {0};
 	for (uint32_t r = 0; r < nres; r++)
 		t.demand_milli[r] = milli[r];
+	/* The task's store arguments are all here: every other node would pull them. */
+	struct sched_place_input in = {
+		.size = input_bytes, .holders = &self_idx, .nholders = 1};
+	if (input_bytes && self_seen) {
+		t.inputs = &in;
+		t.ninputs = 1;
+	}
 	uint32_t best = 0;
 	int rc = sched_place_pick(&v, &t, k->place_rr++, &best, NULL);
 	prism_free(pn);

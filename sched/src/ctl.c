@@ -343,7 +343,8 @@ static void on_lease_req(struct sched_node *n, uint32_t slot, const struct sched
 			       .gen = node__client(n, slot)->generation,
 			       .req_id = m->h.req_id,
 			       .since = prism_now_ns(),
-			       .shape = q->shape};
+			       .shape = q->shape,
+			       .input_bytes = q->input_bytes};
 	bool feasible = true;
 	for (uint32_t r = 0; r < SCHED_MAX_RES; r++) {
 		rq.milli[r] = q->milli[r];

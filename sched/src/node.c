@@ -575,6 +575,7 @@ static void on_tick(prism_loop_timer *t, void *arg)
 		prism_loop_stop(n->loop);
 	pool__reap_idle(n);
 	ctl__flush_backlogs(n);
+	actors__tick(n);
 	ctl__dispatch(n);
 }
 

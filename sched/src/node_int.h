@@ -16,6 +16,9 @@
 #include "sched/node.h"
 #include "sched/proto.h"
 
+struct transport_conn;
+struct transport_event;
+
 #define NODE_CONN_BUF 4096u
 #define NODE_MAX_CODES SCHED_MAX_CLIENTS
 /* Control messages handled per client per loop iteration: bounded so one chatty client
@@ -72,6 +75,7 @@ struct lease_req {
 	uint64_t next_spill; /* when to look for another node for it next */
 	uint32_t shape;      /* the requester's number for it, echoed in the grant */
 	uint64_t milli[SCHED_MAX_RES];
+	uint64_t input_bytes; /* what the task that asked takes from this node's store */
 };
 
 struct sched_node {
@@ -101,6 +105,9 @@ struct sched_node {
 	struct actor *actors;              /* NODE_MAX_ACTORS */
 	struct actor_wait *waits;
 	uint32_t nwaits, capwaits;
+	struct actor_far *far; /* actors.c: creations, connects, kills across nodes */
+	uint32_t nfar, capfar;
+	uint64_t far_seq;
 	uint64_t actors_created, actors_restarted, actor_deaths;
 	uint64_t started_ns;
 	uint64_t leases_granted, workers_spawned, workers_died;
@@ -131,12 +138,23 @@ int cluster__send(struct sched_node *n, struct transport_conn *c, const void *fr
 int cluster__pull(struct sched_node *n, prism_id holder, const char *addr, prism_id id,
 		  void (*cb)(void *arg, int status, prism_id id), void *arg);
 
+/* The actor table (GCS_T_ACTOR): this node records an actor of its own (state: enum
+ * gcs_actor_state); find: where an actor lives: cb(arg, status, c, node, state) with the
+ * link to its node, or -ENOENT (not recorded, or this node's), PRISM_E_ACTOR_DIED (dead,
+ * or its node is), or another code. */
+void cluster__actor_put(struct sched_node *n, prism_id id, uint8_t state, uint32_t restarts,
+			const char *name);
+typedef void (*cluster_actor_cb)(void *arg, int status, struct transport_conn *c, prism_id node,
+				 uint8_t state);
+int cluster__actor_find(struct sched_node *n, prism_id id, cluster_actor_cb cb, void *arg);
+
 /* Where a lease of milli (this node's resource indexes) may go instead: the alive node,
- * other than this one, where it is expected to start first.  spill: this node could hold
+ * other than this one, where it is expected to start first, counting the time to move
+ * input_bytes (held here) to it.  spill: this node could hold
  * it too and is in the running (PRISM_E_AGAIN when it is still the best).  Otherwise
  * PRISM_E_INFEASIBLE when no alive node's totals fit.  id and addr name the node. */
-int cluster__place(struct sched_node *n, const uint64_t *milli, bool spill, prism_id *id,
-		   char *addr, size_t alen);
+int cluster__place(struct sched_node *n, const uint64_t *milli, uint64_t input_bytes,
+		   bool spill, prism_id *id, char *addr, size_t alen);
 
 /* remote.c: leases on other nodes' workers.  Peer frame types, after cluster.c's and the
  * transfer's (objstore/xfer.h). */
@@ -150,6 +168,16 @@ enum {
 	PEER_M_LOST = 127,         /* B -> A.  req_id: link; i32 code: the worker died */
 	PEER_M_FREE = 128,         /* A -> B.  16-byte id: a result A has pulled */
 	PEER_M_RECALL = 129,       /* B -> A.  req_id: link: give it back if it is idle */
+	/* Actors on other nodes (actors.c).  A: the caller's (or creator's) node; B: the
+	 * actor's.  Ids are 16 raw bytes. */
+	PEER_M_ACTOR_CREATE = 130,  /* A -> B.  req_id: link; id, class, flags, restarts,
+				    * spin, name, constructor id, resources by name, code */
+	PEER_M_ACTOR_OK = 131,      /* B -> A.  req_id: link: created (pending) */
+	PEER_M_ACTOR_DENIED = 132,  /* B -> A.  req_id: link; i32 code: refused, or dead */
+	PEER_M_ACTOR_CONNECT = 133, /* A -> B.  req_id: link; id: a channel, please */
+	PEER_M_ACTOR_CHAN = 134,    /* B -> A.  req_id: the channel's link; u64 the asking
+				     * link, u32 lease, gen, pid, flags (SCHED_CHAN_*), id */
+	PEER_M_ACTOR_KILL = 135,    /* A -> B.  id */
 };
 /* A request this node could meet but has kept waiting this long looks for a node where
  * it starts sooner: long enough that a burst of short tasks stays here, short against a
@@ -168,13 +196,31 @@ void remote__reclaim(struct sched_node *n);
 void remote__arm_spill(struct sched_node *n, uint64_t ns);
 size_t remote__drain(struct sched_node *n);
 bool remote__pending(struct sched_node *n);
+/* The program of a code and a resource vector (this node's indexes) on the wire, by
+ * name, for another node; and read there: get_res fills milli (that node's indexes) or
+ * says why not (PRISM_E_INFEASIBLE: a resource it lacks); take_code registers the code
+ * (pool__code_remote: one user) or returns a negative code. */
+void remote__put_code(prism_wire_writer *w, const struct code *code);
+void remote__put_res(struct sched_node *n, prism_wire_writer *w, const uint64_t *milli);
+int remote__get_res(struct sched_node *n, prism_wire_reader *rd, uint64_t *milli);
+int remote__take_code(struct sched_node *n, prism_wire_reader *rd);
+/* Send a frame of type with payload (at most SCHED_MSG_MAX bytes) to a peer. */
+int remote__send(struct sched_node *n, struct transport_conn *c, uint16_t type, uint64_t req_id,
+		 const void *payload, size_t len);
+/* B: a channel hosted for a caller on node `from` (over c) to worker: the lease (its
+ * rings formatted, not assigned to the worker yet) or a negative code; *link names it on
+ * the link. */
+int remote__chan_host(struct sched_node *n, struct transport_conn *c, prism_id from,
+		      uint32_t worker, uint64_t *link);
+/* A: a lease for client proxying lease bl/bg of node `from` (over c, named link), an
+ * actor channel: the lease or a negative code (B is then told to let its own go). */
+int remote__chan_proxy(struct sched_node *n, struct transport_conn *c, prism_id from,
+		       uint64_t link, uint32_t bl, uint32_t bg, uint32_t client);
 /* Proxy lease l (worker on another node) given back by its submitter, or left. */
 void remote__revoke(struct sched_node *n, uint32_t l, bool discard);
 /* Hosted lease l (submitter on another node): its worker died; it is being freed. */
 void remote__hosted_lost(struct sched_node *n, uint32_t l, int code);
 void remote__hosted_freed(struct sched_node *n, uint32_t l);
-struct transport_event;
-struct transport_conn;
 void remote__on_msg(struct sched_node *n, struct transport_conn *c, prism_id from,
 		    const prism_wire_hdr *h, const uint8_t *p);
 void remote__peer_gone(struct sched_node *n, struct transport_conn *c);
@@ -210,6 +256,12 @@ void actors__on_connect(struct sched_node *n, uint32_t slot, const struct sched_
 void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
 void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
 void actors__on_checkpoint(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m);
+/* Frames PEER_M_ACTOR_* from a peer; the link to a peer closed. */
+void actors__on_peer(struct sched_node *n, struct transport_conn *c, prism_id from,
+		     const prism_wire_hdr *h, const uint8_t *p);
+void actors__peer_gone(struct sched_node *n, struct transport_conn *c);
+/* Every node tick: look again for actors the GCS did not know yet. */
+void actors__tick(struct sched_node *n);
 /* Keep worker slot (an ordinary one) off the CPUs real-time actors spin on. */
 void actors__fence_worker(struct sched_node *n, uint32_t slot);
 

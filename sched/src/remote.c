@@ -51,6 +51,7 @@
 #define LOGM "remote"
 #define CODE_STR_MAX 4096u
 #define CODE_LIST_MAX 4096u
+#define REMOTE_LINK_OURS (1ull << 63)
 
 /* A whole ring message queued while something ahead of it waits. */
 struct qmsg {
@@ -295,6 +296,14 @@ static int send_small(struct sched_node *n, transport_conn *c, uint16_t type, ui
 	return send_msg(n, c, type, req_id, v, nv, NULL, 0);
 }
 
+int remote__send(struct sched_node *n, transport_conn *c, uint16_t type, uint64_t req_id,
+		 const void *payload, size_t len)
+{
+	if (!n->remote || len > SCHED_MSG_MAX)
+		return PRISM_E_TOO_BIG;
+	return send_msg(n, c, type, req_id, NULL, 0, payload, (uint32_t)len);
+}
+
 /* ---- ring messages: the store objects they name ---------------------------------------- */
 
 /* Call fn on every store id among the `count` arguments or results at p (end: the end of
@@ -359,8 +368,6 @@ static struct qmsg *qmsg_new(const void *data, uint32_t len)
 
 /* ---- A: asking another node ---------------------------------------------------------- */
 
-/* The requester's program, for B to start workers of: executable, directory, code path,
- * arguments and environment. */
 static void put_list(prism_wire_writer *w, char **list)
 {
 	uint32_t k = 0;
@@ -371,6 +378,28 @@ static void put_list(prism_wire_writer *w, char **list)
 		prism_wire_put_str(w, list[i]);
 }
 
+void remote__put_code(prism_wire_writer *w, const struct code *code)
+{
+	prism_wire_put_str(w, code->exe);
+	prism_wire_put_str(w, code->cwd);
+	prism_wire_put_str(w, code->code_path);
+	put_list(w, code->argv);
+	put_list(w, code->env);
+}
+
+void remote__put_res(struct sched_node *n, prism_wire_writer *w, const uint64_t *milli)
+{
+	uint32_t nres = 0;
+	for (uint32_t i = 0; i < n->hdr->nres; i++)
+		nres += milli[i] != 0;
+	prism_wire_put_u32(w, nres);
+	for (uint32_t i = 0; i < n->hdr->nres; i++)
+		if (milli[i]) {
+			prism_wire_put_str(w, n->hdr->res[i].name);
+			prism_wire_put_u64(w, milli[i]);
+		}
+}
+
 int remote__request(struct sched_node *n, const struct lease_req *rq, bool spill)
 {
 	struct node_remote *r = n->remote;
@@ -378,29 +407,18 @@ int remote__request(struct sched_node *n, const struct lease_req *rq, bool spill
 		return spill ? PRISM_E_AGAIN : PRISM_E_INFEASIBLE;
 	prism_id node;
 	char addr[TRANSPORT_ADDR_MAX];
-	int rc = cluster__place(n, rq->milli, spill, &node, addr, sizeof(addr));
+	int rc =
+		cluster__place(n, rq->milli, rq->input_bytes, spill, &node, addr, sizeof(addr));
 	if (rc)
 		return rc;
 	transport_conn *c = cluster__peer(n, node, addr);
 	if (!c)
 		return spill ? PRISM_E_AGAIN : PRISM_E_PEER_GONE;
-	struct code *code = &n->codes[n->cl[rq->client].code];
+	const struct code *code = &n->codes[n->cl[rq->client].code];
 	prism_wire_writer w;
 	prism_wire_writer_init(&w, r->scratch + PRISM_WIRE_HDR_SIZE, 64 + SCHED_MSG_MAX);
-	uint32_t nres = 0;
-	for (uint32_t i = 0; i < n->hdr->nres; i++)
-		nres += rq->milli[i] != 0;
-	prism_wire_put_u32(&w, nres);
-	for (uint32_t i = 0; i < n->hdr->nres; i++)
-		if (rq->milli[i]) {
-			prism_wire_put_str(&w, n->hdr->res[i].name);
-			prism_wire_put_u64(&w, rq->milli[i]);
-		}
-	prism_wire_put_str(&w, code->exe);
-	prism_wire_put_str(&w, code->cwd);
-	prism_wire_put_str(&w, code->code_path);
-	put_list(&w, code->argv);
-	put_list(&w, code->env);
+	remote__put_res(n, &w, rq->milli);
+	remote__put_code(&w, code);
 	size_t len;
 	rc = prism_wire_writer_finish(&w, &len);
 	if (rc == 0)
@@ -449,6 +467,40 @@ static struct proxy *proxy_by_link(struct node_remote *r, transport_conn *c, uin
 	return NULL;
 }
 
+/* A: open a local lease for client as the proxy of lease bl/bg on node `from` (over c,
+ * named link there).  Returns the lease or a negative code. */
+static int proxy_open(struct sched_node *n, transport_conn *c, prism_id from, uint64_t link,
+		      uint32_t bl, uint32_t bg, uint32_t client)
+{
+	struct node_remote *r = n->remote;
+	struct sched_client *sc = node__client(n, client);
+	int rc = ctl__lease_open(n, client, SCHED_DAEMON_SLOT, NULL, true);
+	if (rc < 0)
+		return rc;
+	uint32_t l = (uint32_t)rc;
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	struct proxy *p = &r->proxies[l];
+	p->used = true;
+	p->c = c;
+	p->node = from;
+	p->link = link;
+	p->blease = bl;
+	p->bgen = bg;
+	p->gen = ls->generation;
+	rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, l, 0),
+				      n->hdr->lease_ring_bytes, n->hdr->daemon_bell, &p->spec);
+	if (rc == 0)
+		rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, l, 1),
+					      n->hdr->lease_ring_bytes, sc->bell, &p->done);
+	if (rc) {
+		PRISM_LOG_E(LOGM, "cannot open proxy lease %u: %s", l, prism_strerror(rc));
+		proxy_clear(p);
+		ctl__lease_close(n, l);
+		return rc;
+	}
+	return (int)l;
+}
+
 static void on_grant(struct sched_node *n, transport_conn *c, prism_id from, uint64_t link,
 		     prism_wire_reader *rd)
 {
@@ -465,7 +517,7 @@ static void on_grant(struct sched_node *n, transport_conn *c, prism_id from, uin
 	}
 	struct sched_client *sc = node__client(n, o.rq.client);
 	int rc = sc->generation == o.rq.gen && n->cl[o.rq.client].kind
-			 ? ctl__lease_open(n, o.rq.client, SCHED_DAEMON_SLOT, NULL, true)
+			 ? proxy_open(n, c, from, link, bl, bg, o.rq.client)
 			 : -ENOENT;
 	if (rc < 0) {
 		uint32_t v[3] = {bl, bg, 1};
@@ -476,30 +528,7 @@ static void on_grant(struct sched_node *n, transport_conn *c, prism_id from, uin
 	}
 	uint32_t l = (uint32_t)rc;
 	struct sched_lease *ls = sched_lease_at(n->base, l);
-	struct proxy *p = &r->proxies[l];
-	p->used = true;
-	p->c = c;
-	p->node = from;
-	p->link = link;
-	p->blease = bl;
-	p->bgen = bg;
-	p->gen = ls->generation;
 	ls->shape = o.rq.shape;
-	rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, l, 0),
-				      n->hdr->lease_ring_bytes, n->hdr->daemon_bell, &p->spec);
-	if (rc == 0)
-		rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, l, 1),
-					      n->hdr->lease_ring_bytes,
-					      node__client(n, o.rq.client)->bell, &p->done);
-	if (rc) {
-		PRISM_LOG_E(LOGM, "cannot open proxy lease %u: %s", l, prism_strerror(rc));
-		uint32_t v[3] = {bl, bg, 1};
-		send_small(n, c, PEER_M_RETURN, 0, v, 3);
-		proxy_clear(p);
-		ctl__lease_close(n, l);
-		out_failed(n, &o, rc);
-		return;
-	}
 	struct sched_ctl_msg m;
 	ctl__msg_init(&m, SCHED_M_LEASE_GRANT);
 	m.h.req_id = o.rq.req_id;
@@ -511,6 +540,19 @@ static void on_grant(struct sched_node *n, transport_conn *c, prism_id from, uin
 	ctl__send(n, o.rq.client, &m);
 	PRISM_LOG_D(LOGM, "lease %u: client %u -> worker pid %u on another node", l,
 		    o.rq.client, pid);
+}
+
+int remote__chan_proxy(struct sched_node *n, transport_conn *c, prism_id from, uint64_t link,
+		       uint32_t bl, uint32_t bg, uint32_t client)
+{
+	if (!n->remote)
+		return PRISM_E_PROTO;
+	int rc = proxy_open(n, c, from, link, bl, bg, client);
+	if (rc < 0) {
+		uint32_t v[3] = {bl, bg, 1};
+		send_small(n, c, PEER_M_RETURN, 0, v, 3);
+	}
+	return rc;
 }
 
 static void on_denied(struct sched_node *n, transport_conn *c, uint64_t link,
@@ -841,51 +883,69 @@ static char **get_list(prism_wire_reader *rd)
 	return v;
 }
 
-static void on_lease_req(struct sched_node *n, transport_conn *c, prism_id from, uint64_t link,
-			 prism_wire_reader *rd)
+int remote__get_res(struct sched_node *n, prism_wire_reader *rd, uint64_t *milli)
 {
-	struct node_remote *r = n->remote;
-	struct in_req q = {.c = c, .from = from, .link = link, .code = -1};
 	uint32_t nres = 0;
 	int code = 0;
-	prism_wire_get_u32(rd, &nres);
-	if (nres > SCHED_MAX_RES)
-		code = PRISM_E_PROTO;
-	for (uint32_t i = 0; i < nres && !code; i++) {
-		const char *name;
+	memset(milli, 0, SCHED_MAX_RES * sizeof(*milli));
+	if (prism_wire_get_u32(rd, &nres) || nres > SCHED_MAX_RES)
+		return PRISM_E_PROTO;
+	for (uint32_t i = 0; i < nres; i++) {
+		const char *name = NULL;
 		uint32_t nl = 0;
-		uint64_t milli = 0;
+		uint64_t m = 0;
 		prism_wire_get_str(rd, SCHED_RES_NAME, &name, &nl);
-		prism_wire_get_u64(rd, &milli);
+		prism_wire_get_u64(rd, &m);
 		int k = name ? sched_res_find(n->res, n->nres, name, nl) : -1;
 		if (!name)
-			code = PRISM_E_PROTO;
-		else if (k < 0 || milli > n->res[k].total_milli - q.milli[k])
+			return PRISM_E_PROTO;
+		if (k < 0 || m > n->res[k].total_milli - milli[k])
 			code = PRISM_E_INFEASIBLE; /* the view was stale */
 		else
-			q.milli[k] += milli;
+			milli[k] += m;
 	}
+	return code;
+}
+
+int remote__take_code(struct sched_node *n, prism_wire_reader *rd)
+{
 	char *exe = get_str(rd), *cwd = get_str(rd), *cp = get_str(rd);
 	char **argv = get_list(rd), **env = get_list(rd);
-	if (!code && (prism_wire_reader_finish(rd) || !exe || !cwd || !cp || !argv || !env)) {
-		PRISM_LOG_W(LOGM, "a malformed lease request from a peer");
-		code = PRISM_E_PROTO;
-	}
-	if (!code && grow((void **)&r->ins, &r->capins, r->nins, sizeof(*r->ins)))
-		code = -ENOMEM;
-	if (!code) {
+	int rc = PRISM_E_PROTO;
+	if (exe && cwd && cp && argv && env) {
 		/* The code takes argv and env, or frees them. */
-		int rc = pool__code_remote(n, exe, cwd, cp, argv, env);
+		rc = pool__code_remote(n, exe, cwd, cp, argv, env);
 		argv = env = NULL;
-		if (rc < 0)
-			code = rc;
-		q.code = rc;
 	}
 	prism_free(exe);
 	prism_free(cwd);
 	prism_free(cp);
 	free_list(argv);
 	free_list(env);
+	return rc;
+}
+
+static void on_lease_req(struct sched_node *n, transport_conn *c, prism_id from, uint64_t link,
+			 prism_wire_reader *rd)
+{
+	struct node_remote *r = n->remote;
+	struct in_req q = {.c = c, .from = from, .link = link, .code = -1};
+	int code = remote__get_res(n, rd, q.milli);
+	if (!code) {
+		q.code = remote__take_code(n, rd);
+		if (q.code >= 0 && prism_wire_reader_finish(rd) != 0) {
+			pool__code_release(n, q.code);
+			q.code = PRISM_E_PROTO;
+		}
+		if (q.code < 0)
+			code = q.code;
+		if (code == PRISM_E_PROTO)
+			PRISM_LOG_W(LOGM, "a malformed lease request from a peer");
+	}
+	if (!code && grow((void **)&r->ins, &r->capins, r->nins, sizeof(*r->ins))) {
+		pool__code_release(n, q.code);
+		code = -ENOMEM;
+	}
 	if (code) {
 		PRISM_LOG_D(LOGM, "a peer's lease request refused: %s", prism_strerror(code));
 		deny_in(n, c, link, code);
@@ -897,6 +957,62 @@ static void on_lease_req(struct sched_node *n, transport_conn *c, prism_id from,
 }
 
 static void hosted_lost(struct sched_node *n, uint32_t l, int code);
+
+/* B: lease l (just opened) is hosted for a submitter on node `from` over c, link there;
+ * its worker is w, running code (whose count of users passes to the lease; -1: none).
+ * A task lease is assigned to the worker here; an actor channel (chan) by actors.c,
+ * after the constructor.  On failure the lease is closed and the count left to the
+ * caller. */
+static int hosted_open(struct sched_node *n, uint32_t l, uint32_t w, transport_conn *c,
+		       prism_id from, uint64_t link, int code, bool chan)
+{
+	struct hosted *h = &n->remote->hosted[l];
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	h->used = true;
+	h->c = c;
+	h->from = from;
+	h->link = link;
+	h->gen = ls->generation;
+	h->code = code;
+	h->idle_since = prism_now_ns();
+	int rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, l, 0),
+					  n->hdr->lease_ring_bytes, node__client(n, w)->bell,
+					  &h->spec);
+	if (rc == 0)
+		rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, l, 1),
+					      n->hdr->lease_ring_bytes, n->hdr->daemon_bell,
+					      &h->done);
+	if (rc == 0 && !chan) {
+		struct sched_ctl_msg m;
+		ctl__msg_init(&m, SCHED_M_LEASE_ASSIGN);
+		m.a = l;
+		m.b = SCHED_DAEMON_SLOT;
+		m.c = ls->generation;
+		rc = ctl__send(n, w, &m);
+	}
+	if (rc) {
+		PRISM_LOG_E(LOGM, "cannot open hosted lease %u: %s", l, prism_strerror(rc));
+		h->code = -1;
+		hosted_clear(n, h);
+		ctl__lease_close(n, l);
+	}
+	return rc;
+}
+
+int remote__chan_host(struct sched_node *n, transport_conn *c, prism_id from, uint32_t worker,
+		      uint64_t *link)
+{
+	struct node_remote *r = n->remote;
+	if (!r)
+		return PRISM_E_PROTO;
+	int l = ctl__lease_open(n, SCHED_DAEMON_SLOT, worker, NULL, true);
+	if (l < 0)
+		return l;
+	/* Links this node names carry the top bit: the peer's own never do. */
+	*link = REMOTE_LINK_OURS | ++r->next_link;
+	int rc = hosted_open(n, (uint32_t)l, worker, c, from, *link, -1, true);
+	return rc ? rc : l;
+}
 
 /* Grant what waits, while workers and resources are there (after local requests);
  * counts into wanted[code] the workers still needed. */
@@ -926,37 +1042,14 @@ void remote__dispatch(struct sched_node *n, uint32_t *wanted)
 			r->ins[kept++] = q;
 			continue;
 		}
-		struct hosted *h = &r->hosted[l];
-		struct sched_lease *ls = sched_lease_at(n->base, (uint32_t)l);
-		h->used = true;
-		h->c = q.c;
-		h->from = q.from;
-		h->link = q.link;
-		h->gen = ls->generation;
-		h->code = q.code; /* its count of users passes to the lease */
-		h->idle_since = prism_now_ns();
-		int rc = prism_ring_attach_shared(sched_lease_ring_at(n->base, (uint32_t)l, 0),
-						  n->hdr->lease_ring_bytes,
-						  node__client(n, (uint32_t)w)->bell, &h->spec);
-		if (rc == 0)
-			rc = prism_ring_attach_shared(
-				sched_lease_ring_at(n->base, (uint32_t)l, 1),
-				n->hdr->lease_ring_bytes, n->hdr->daemon_bell, &h->done);
-		struct sched_ctl_msg m;
-		ctl__msg_init(&m, SCHED_M_LEASE_ASSIGN);
-		m.a = (uint32_t)l;
-		m.b = SCHED_DAEMON_SLOT;
-		m.c = ls->generation;
-		if (rc == 0)
-			rc = ctl__send(n, (uint32_t)w, &m);
+		int rc = hosted_open(n, (uint32_t)l, (uint32_t)w, q.c, q.from, q.link, q.code,
+				     false);
 		if (rc) {
-			PRISM_LOG_E(LOGM, "cannot open hosted lease %d: %s", l,
-				    prism_strerror(rc));
 			deny_in(n, q.c, q.link, rc);
-			hosted_clear(n, h);
-			ctl__lease_close(n, (uint32_t)l);
+			pool__code_release(n, q.code);
 			continue;
 		}
+		struct sched_lease *ls = sched_lease_at(n->base, (uint32_t)l);
 		uint32_t v[3] = {(uint32_t)l, ls->generation, (uint32_t)n->cl[w].pid};
 		send_small(n, q.c, PEER_M_LEASE_GRANT, q.link, v, 3);
 		PRISM_LOG_D(LOGM, "lease %d: a peer's client -> worker %d", l, w);
@@ -976,7 +1069,7 @@ void remote__reclaim(struct sched_node *n)
 	uint64_t now = prism_now_ns();
 	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++) {
 		struct hosted *h = &r->hosted[l];
-		if (!h->used || !h->c || h->held.len || h->waiting.len ||
+		if (!h->used || !h->c || n->lease_chan[l] || h->held.len || h->waiting.len ||
 		    now - h->idle_since < NODE_LEASE_IDLE_NS ||
 		    now - h->recalled_ns < NODE_LEASE_IDLE_NS)
 			continue;
@@ -1333,6 +1426,7 @@ void remote__on_msg(struct sched_node *n, transport_conn *c, prism_id from,
 		on_recall(n, c, h->req_id);
 		break;
 	default:
+		actors__on_peer(n, c, from, h, p);
 		break;
 	}
 }
@@ -1376,6 +1470,7 @@ void remote__peer_gone(struct sched_node *n, transport_conn *c)
 		objstore_delete(n->os, r->kept[i].id);
 		r->kept[i] = r->kept[--r->nkept];
 	}
+	actors__peer_gone(n, c);
 }
 
 void remote__status(struct sched_node *n, char *buf, size_t len, size_t *off)

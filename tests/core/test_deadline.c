@@ -144,8 +144,9 @@ Test(deadline, edf_ahead_of_background, .init = setup, .fini = teardown, .timeou
 	int overtook = 0;
 	for (int i = 0; i < NBG; i++)
 		overtook += bg_start[i] > t_sub && bg_start[i] < last_probe;
-	cr_expect_leq(overtook, 1, "%d background tasks started between the probes' submission "
-				   "and the last probe",
+	cr_expect_leq(overtook, 1,
+		      "%d background tasks started between the probes' submission "
+		      "and the last probe",
 		      overtook);
 	int after = 0;
 	for (int i = 0; i < NBG; i++)

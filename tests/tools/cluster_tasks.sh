@@ -61,7 +61,12 @@ check objects "${OBJECT_MAX:-67108864}"
 check big "${BIG:-1073741824}"
 check infeasible
 check spill
+check locality
 check nested
+check actors
+# The driver left: the actor it made on node a ended with it (fate sharing).
+sleep 0.5
+on a status | grep -q "^actors: 0 alive" && ok || bad "node a's actors end with their owner: $(on a status | grep '^actors')"
 on a status | grep -q "remote leases: .* tasks [0-9]* sent, [1-9][0-9]* run here for others" && ok || bad "node a ran tasks for others: $(on a status | grep '^remote')"
 
 # A node joins and another leaves while work runs: every task completes.

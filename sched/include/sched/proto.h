@@ -328,7 +328,10 @@ struct sched_lease_req_msg {
 	struct sched_msg h;
 	uint32_t milli[SCHED_MAX_RES];
 	uint32_t shape;
-	uint8_t pad_[12];
+	uint8_t pad_[4];
+	/* Bytes of the store objects the task that asked takes as arguments (all in this
+	 * node's store): what another node would have to pull before it starts. */
+	uint64_t input_bytes;
 };
 _Static_assert(sizeof(struct sched_lease_req_msg) == SCHED_SLOT, "one slot");
 
