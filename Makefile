@@ -5,6 +5,9 @@
 #   make demo        build, then run the quick-start demo
 #   make es-demo     build, then train the MuJoCo humanoid with evolution strategies on
 #                    prism actors (ES_FLAGS: es_humanoid's options; the policy is saved)
+#   make control-demo  build, then run the MuJoCo humanoid's control loop at 1-30 ms with
+#                    its policy in a real-time actor, idle and under ES training
+#                    (CONTROL_FLAGS: robot_control's options)
 #   make test        build, then run every test (ctest)
 #   make asan-test   the same tests built with AddressSanitizer + UBSan, in build-asan/
 #   make bench       build, then run every benchmark suite (table; JSON: BENCH_FLAGS=--json)
@@ -41,7 +44,7 @@ PEER_PYTHON := /usr/bin/python3
 
 C_FILES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps fuzz-deps build demo es-demo test asan-test bench fuzz format format-check \
+.PHONY: all deps fuzz-deps build demo es-demo control-demo test asan-test bench fuzz format format-check \
 	install clean
 
 all: build
@@ -81,6 +84,11 @@ demo: build
 es-demo: build
 	@test -x $(BUILD)/bin/es_humanoid || { echo "es_humanoid was not built: MuJoCo is missing (make deps)"; exit 1; }
 	$(BUILD)/bin/es_humanoid $(ES_FLAGS) --save $(BUILD)/es_policy.bin
+
+control-demo: build
+	@test -x $(BUILD)/bin/robot_control || { echo "robot_control was not built: MuJoCo is missing (make deps)"; exit 1; }
+	$(BUILD)/bin/robot_control $(CONTROL_FLAGS)
+	$(BUILD)/bin/robot_control --load $(CONTROL_FLAGS)
 
 # Tests run one at a time: several fork helpers that spin, and the machine may have
 # only two cores.

@@ -588,7 +588,7 @@ static int gcs_case(const struct bench_opts *o, int r, bool get, double *ops)
 	if (*ops > 0 && !get) {
 		/* Each replica's own work per write: its busy share of the run over the rate. */
 		struct bench_field f[3 + 3];
-		char names[3][24];
+		char names[3][32]; /* room for any int: -Wformat-truncation */
 		int nf = 0;
 		f[nf++] = (struct bench_field){"ops_per_s", *ops, NULL};
 		f[nf++] = (struct bench_field){"window", WINDOW, NULL};
