@@ -122,6 +122,13 @@ static int submit_spread(void *arg, long i, prism_ref *out)
 	return prism_submit("noop", NULL, 0, &o, out);
 }
 
+/* A BenchSink actor (bench_actors.c) held by node a's "far" resource. */
+static int call_far_actor(void *arg, long i, prism_ref *out)
+{
+	(void)i;
+	return prism_actor_call(*(prism_actor *)arg, "nop", NULL, 0, NULL, out);
+}
+
 static void cleanup(void)
 {
 	node_stop("b");
@@ -156,7 +163,7 @@ int bench_cluster_tasks(const struct bench_opts *o)
 		return 1;
 	int port = 21000 + getpid() % 20000;
 	int rc = 1;
-	prism_hist *h = NULL;
+	prism_hist *h = NULL, *ha = NULL;
 	/* The floor to compare with, measured in the same run (reported by the transfer
 	 * part of the suite as raw_tcp_rtt_64b). */
 	double raw_rtt_p50_ns = 0;
@@ -194,6 +201,20 @@ int bench_cluster_tasks(const struct bench_opts *o)
 		fprintf(stderr, "prism-bench cluster: warming up tasks on 3 nodes failed\n");
 		goto out;
 	}
+	prism_actor far;
+	prism_actor_opts ao = {.resources = &far_res, .nresources = 1};
+	if (prism_actor_create("BenchSink", NULL, 0, &ao, &far) != 0 ||
+	    prism_hist_create(&ha) != 0 ||
+	    bench_sync_rounds(SUITE, call_far_actor, &far, 1000, NULL) != 0) {
+		fprintf(stderr, "prism-bench cluster: an actor on another node failed: %s\n",
+			prism_last_error());
+		goto out;
+	}
+	for (int r = 0; r < rounds && r < 64; r++) {
+		if (bench_sync_rounds(SUITE, call_far_actor, &far, sync_n, ha) != 0)
+			goto out;
+	}
+	prism_actor_kill(far);
 	for (int r = 0; r < rounds && r < 64; r++) {
 		if (bench_sync_rounds(SUITE, submit_far, NULL, sync_n, h) != 0)
 			goto out;
@@ -203,6 +224,7 @@ int bench_cluster_tasks(const struct bench_opts *o)
 	}
 	struct bench_field f[] = {{"rounds", rounds, NULL}, {"nodes", 3, NULL}};
 	bench_report_latency(o, SUITE, "remote_task_sync", h, f, 2);
+	bench_report_latency(o, SUITE, "remote_actor_sync", ha, f, 2);
 	if (raw_rtt_p50_ns > 0) {
 		struct bench_field fr[] = {{"target_max", 3, NULL},
 					   {"raw_tcp_rtt_p50_us", raw_rtt_p50_ns / 1e3, NULL}};
@@ -217,6 +239,7 @@ int bench_cluster_tasks(const struct bench_opts *o)
 	rc = 0;
 out:
 	prism_hist_destroy(h);
+	prism_hist_destroy(ha);
 	prism_shutdown();
 	cleanup();
 	return rc;
