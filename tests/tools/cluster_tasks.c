@@ -4,7 +4,7 @@
  * "MODE: FAIL ..." and exits 0 or 1.  It attaches to PRISM_ADDRESS.
  *
  * Usage: cluster_tasks remote|objects [MAX_BYTES]|big [BYTES]|infeasible|spill|nested|
- *        locality|actors|loop SECONDS
+ *        locality|actors|actor_loss STOP_CMD|loop SECONDS
  * (remote tasks need a node with resource "camera", which the driver's node lacks). */
 #include <errno.h>
 #include <stdint.h>
@@ -587,6 +587,43 @@ static int mode_actors(void)
 	return 0;
 }
 
+/* An actor on the node that has "spare"; then that node stops (stop_cmd): calls fail with
+ * PRISM_E_ACTOR_DIED, at once or after the link's end is seen, never hang. */
+static int mode_actor_loss(const char *stop_cmd)
+{
+	static const prism_resource spare = {"spare", 1};
+	prism_actor_opts ao = {.resources = &spare, .nresources = 1};
+	prism_actor a;
+	prism_ref r;
+	int64_t v = 0;
+	char err[512] = "";
+	if (prism_actor_create("Ctr", NULL, 0, &ao, &a))
+		return fail("actor_loss", "%s", "cannot create an actor that needs 'spare'");
+	if (prism_actor_call(a, "add", NULL, 0, NULL, &r) ||
+	    actor_get64(r, &v, err, sizeof(err)))
+		return fail("actor_loss", "the first call: %s", err);
+	if (!stop_cmd || system(stop_cmd) != 0)
+		return fail("actor_loss", "%s", "cannot stop the actor's node");
+	double t0 = now_s();
+	int rc = 0;
+	while (now_s() - t0 < 20) {
+		if (prism_actor_call(a, "add", NULL, 0, NULL, &r))
+			return fail("actor_loss", "%s",
+				    "a call was refused instead of failing");
+		rc = actor_get64(r, &v, err, sizeof(err));
+		if (rc == PRISM_E_ACTOR_DIED)
+			break;
+		if (rc != 0)
+			return fail("actor_loss", "a call failed otherwise: %s", err);
+	}
+	if (rc != PRISM_E_ACTOR_DIED)
+		return fail("actor_loss", "%s",
+			    "calls still succeed 20 s after the node stopped");
+	printf("actor_loss: ok, calls fail with PRISM_E_ACTOR_DIED %.0f ms after the stop\n",
+	       (now_s() - t0) * 1e3);
+	return 0;
+}
+
 static int mode_loop(double secs)
 {
 	double end = now_s() + secs;
@@ -614,7 +651,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: cluster_tasks remote|objects [MAX]|big "
 				"[BYTES]|infeasible|spill|"
-				"nested|locality|actors|loop SECONDS\n");
+				"nested|locality|actors|actor_loss STOP_CMD|loop SECONDS\n");
 		return 2;
 	}
 	int rc = prism_init(NULL);
@@ -640,6 +677,8 @@ int main(int argc, char **argv)
 		rc = mode_locality();
 	else if (strcmp(m, "actors") == 0)
 		rc = mode_actors();
+	else if (strcmp(m, "actor_loss") == 0)
+		rc = mode_actor_loss(argc > 2 ? argv[2] : NULL);
 	else if (strcmp(m, "loop") == 0)
 		rc = mode_loop(argc > 2 ? atof(argv[2]) : 3.0);
 	else {

@@ -73,11 +73,14 @@ on a status | grep -q "remote leases: .* tasks [0-9]* sent, [1-9][0-9]* run here
 run loop 6 >"$work/loop.out" &
 loop=$!
 sleep 1
-on c start --address 127.0.0.1:$port --token-file "$token" --num-workers 1 --num-cpus 2 >/dev/null && ok || bad "node c joins under load"
+on c start --address 127.0.0.1:$port --token-file "$token" --num-workers 1 --num-cpus 2 --resources spare=1 >/dev/null && ok || bad "node c joins under load"
 sleep 2
 on b stop >/dev/null && ok || bad "node b leaves under load"
 wait $loop
 cat "$work/loop.out"
 grep -q "^loop: ok" "$work/loop.out" && ok || bad "tasks while nodes come and go: $(cat "$work/loop.out")"
+# An actor's node stops: its callers are told the actor died.
+sleep 1
+check actor_loss "env -u PRISM_ADDRESS TMPDIR=$work/c $prism stop"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
