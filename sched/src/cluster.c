@@ -82,7 +82,9 @@ struct node_cluster {
 	uint32_t nview, nnext, capview, capnext;
 	bool scanning;
 	uint64_t view_ns;
-	uint32_t place_rr; /* spreads equally good nodes (sched_place_pick's start) */
+	uint32_t place_rr;        /* spreads equally good nodes (sched_place_pick's start) */
+	uint64_t published;       /* object locations written to the GCS */
+	uint64_t pulls_elsewhere; /* pulls sent to another holder than the one named */
 };
 
 /* One node of the view. */
@@ -285,14 +287,189 @@ static void peer_event(struct node_cluster *k, const transport_event *ev)
 	}
 }
 
-/* Pull object id from node holder (at addr) into this node's store. */
+/* ---- objects between nodes: pulls, holders, locations ----------------------------------
+ *
+ * A pull goes to the holder the caller names (the node that asked for the work, which
+ * holds its arguments; or the node that ran it, for results).  When that fails for a
+ * reason another copy could cure (the holder has no such object, or its link broke), the
+ * object's record in the GCS (GCS_T_OBJECT) names the other holders, tried in turn; the
+ * caller hears the first failure only when none had it.  Every copy made here is
+ * published there: the record gains this node (and the holder it came from).  The
+ * record is read, extended and written back by whichever node made a copy, without a
+ * compare-and-swap, so two nodes publishing one object at the same moment may leave one
+ * of them out: a reader then has one holder fewer to try; nothing else depends on the
+ * list, and every entry is checked by the pull itself (a stale one answers -ENOENT). */
+
+struct pull_try {
+	struct sched_node *n;
+	prism_id id;
+	objstore_pull_cb cb;
+	void *arg;
+	prism_id from; /* the holder being tried */
+	prism_id tried[8];
+	uint32_t ntried;
+	int first_err;
+};
+
+static void pull_step(void *arg, int status, prism_id id);
+
+static bool pull_tried(const struct pull_try *t, prism_id node)
+{
+	for (uint32_t i = 0; i < t->ntried; i++)
+		if (prism_id_eq(t->tried[i], node))
+			return true;
+	return false;
+}
+
+/* Pull from node `holder`; 0 when started (pull_step() follows). */
+static int pull_from(struct pull_try *t, prism_id holder, const char *addr)
+{
+	struct node_cluster *k = t->n->cluster;
+	transport_conn *c = cluster__peer(t->n, holder, addr);
+	if (!c)
+		return PRISM_E_PEER_GONE;
+	t->from = holder;
+	if (t->ntried < sizeof(t->tried) / sizeof(t->tried[0]))
+		t->tried[t->ntried++] = holder;
+	return objstore_xfer_pull(k->xfer, c, t->id, pull_step, t);
+}
+
+static void pull_end(struct pull_try *t, int status)
+{
+	t->cb(t->arg, status, t->id);
+	prism_free(t);
+}
+
+/* The object's record: try a holder not tried yet. */
+static void on_holders(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	(void)version;
+	struct pull_try *t = arg;
+	struct node_cluster *k = t->n->cluster;
+	gcs_object_rec rec;
+	if (status == 0 && k && gcs_object_decode(val, len, &rec) == 0) {
+		for (uint32_t i = 0; i < rec.n_locations; i++) {
+			prism_id h = rec.locations[i];
+			if (prism_id_eq(h, k->id) || pull_tried(t, h))
+				continue;
+			for (uint32_t j = 0; j < k->nview; j++) {
+				const struct cluster_node *x = &k->view[j];
+				if (!prism_id_eq(x->id, h) || x->state != GCS_NODE_ALIVE)
+					continue;
+				PRISM_LOG_D(LOGM, "pull: trying another holder, %s", x->addr);
+				if (pull_from(t, h, x->addr) == 0) {
+					k->pulls_elsewhere++;
+					return;
+				}
+			}
+		}
+	}
+	pull_end(t, t->first_err);
+}
+
+struct publish {
+	struct sched_node *n;
+	prism_id id, from;
+	uint64_t size;
+};
+
+static void on_published(void *arg, int status, uint64_t seq)
+{
+	(void)seq;
+	struct sched_node *n = arg;
+	if (status)
+		PRISM_LOG_D(LOGM, "cannot publish an object's location: %s",
+			    prism_strerror(status));
+	else if (n->cluster)
+		n->cluster->published++;
+}
+
+/* Add this node (and the holder it pulled from) to the object's record. */
+static void on_record(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	(void)version;
+	struct publish *p = arg;
+	struct node_cluster *k = p->n->cluster;
+	gcs_object_rec rec = {.id = p->id, .size = p->size};
+	uint8_t *buf = NULL;
+	if (!k || (status && status != -ENOENT) ||
+	    (status == 0 && gcs_object_decode(val, len, &rec) != 0))
+		goto out;
+	prism_id add[2] = {p->from, k->id};
+	for (int a = 0; a < 2; a++) {
+		bool have = false;
+		for (uint32_t i = 0; i < rec.n_locations && !have; i++)
+			have = prism_id_eq(rec.locations[i], add[a]);
+		if (!have && rec.n_locations < GCS_OBJECT_MAX_LOCATIONS)
+			rec.locations[rec.n_locations++] = add[a];
+	}
+	size_t cap = 256 + GCS_OBJECT_MAX_LOCATIONS * PRISM_ID_SIZE, out = 0;
+	buf = prism_malloc(cap);
+	if (buf && gcs_object_encode(&rec, buf, cap, &out) == 0)
+		gcs_client_put(k->gcs, GCS_T_OBJECT, p->id.b, PRISM_ID_SIZE, buf, out,
+			       on_published, p->n);
+out:
+	prism_free(buf);
+	prism_free(p);
+}
+
+static void publish(struct sched_node *n, prism_id id, prism_id from)
+{
+	struct node_cluster *k = n->cluster;
+	const void *data;
+	size_t size;
+	if (!k || !k->gcs || objstore_get(n->os, id, &data, &size) != 0)
+		return;
+	objstore_release(n->os, id);
+	struct publish *p = prism_malloc(sizeof(*p));
+	if (!p)
+		return;
+	*p = (struct publish){n, id, from, size};
+	if (gcs_client_get(k->gcs, GCS_T_OBJECT, id.b, PRISM_ID_SIZE, on_record, p) != 0)
+		prism_free(p);
+}
+
+static void pull_step(void *arg, int status, prism_id id)
+{
+	(void)id;
+	struct pull_try *t = arg;
+	struct node_cluster *k = t->n->cluster;
+	if (status == 0) {
+		publish(t->n, t->id, t->from);
+		pull_end(t, 0);
+		return;
+	}
+	if (!t->first_err)
+		t->first_err = status;
+	/* Another copy can help when this one is missing or out of reach; not when this
+	 * node has no room, or is closing. */
+	bool elsewhere = status == -ENOENT || status == PRISM_E_PEER_GONE ||
+			 status == PRISM_E_FLUSHED || status == PRISM_E_PIPE;
+	if (!elsewhere || !k || !k->gcs ||
+	    gcs_client_get(k->gcs, GCS_T_OBJECT, t->id.b, PRISM_ID_SIZE, on_holders, t) != 0)
+		pull_end(t, t->first_err);
+}
+
+/* Pull object id from node holder (at addr) into this node's store, or from another
+ * holder the GCS names. */
 int cluster__pull(struct sched_node *n, prism_id holder, const char *addr, prism_id id,
 		  objstore_pull_cb cb, void *arg)
 {
-	transport_conn *c = cluster__peer(n, holder, addr);
-	if (!c)
-		return PRISM_E_PEER_GONE;
-	return objstore_xfer_pull(n->cluster->xfer, c, id, cb, arg);
+	struct pull_try *t = prism_calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	*t = (struct pull_try){.n = n, .id = id, .cb = cb, .arg = arg};
+	int rc = pull_from(t, holder, addr);
+	if (rc == PRISM_E_PEER_GONE) {
+		t->first_err = rc;
+		struct node_cluster *k = n->cluster;
+		rc = k && k->gcs ? gcs_client_get(k->gcs, GCS_T_OBJECT, id.b, PRISM_ID_SIZE,
+						  on_holders, t)
+				 : rc;
+	}
+	if (rc)
+		prism_free(t);
+	return rc;
 }
 
 /* ---- the actor table ------------------------------------------------------------------ */
@@ -938,6 +1115,8 @@ void cluster__status(struct sched_node *n, char *buf, size_t len, size_t *off)
 	uint32_t alive = 0;
 	for (uint32_t i = 0; i < k->nview; i++)
 		alive += k->view[i].state == GCS_NODE_ALIVE;
+	OUT("objects: %llu locations published, %llu pulls from another holder\n",
+	    (unsigned long long)k->published, (unsigned long long)k->pulls_elsewhere);
 	OUT("nodes: %u (%u alive, %u dead), as of %.1f s ago\n", k->nview, alive,
 	    k->nview - alive, k->view_ns ? (double)(prism_now_ns() - k->view_ns) / 1e9 : 0.0);
 	for (uint32_t i = 0; i < k->nview; i++) {

@@ -59,6 +59,8 @@ sleep 1
 check remote
 check objects "${OBJECT_MAX:-67108864}"
 check big "${BIG:-1073741824}"
+# Node a pulled the arguments: each copy is published in the GCS's object table.
+on a status | grep -q "^objects: [1-9][0-9]* locations published" && ok || bad "node a publishes its copies: $(on a status | grep '^objects')"
 check infeasible
 check spill
 check locality
