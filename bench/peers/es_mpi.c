@@ -37,21 +37,11 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "cli.h"
 #include "es.h"
 
 #define TAG "es_mpi"
 #define ERR_LEN 512
-
-struct opts {
-	uint64_t timesteps;
-	struct es_config es;
-	size_t noise_floats;
-	uint32_t layers, width;
-	unsigned obs;
-	const char *model;
-	const char *save;
-	bool json;
-};
 
 /* What the master broadcasts first each generation. */
 enum { CMD_RUN = 1, CMD_STOP = 2 };
@@ -81,161 +71,32 @@ struct rank_ctx {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mpirun [--allow-run-as-root --oversubscribe] -np N es_mpi [options]\n"
-		"  --timesteps N          budget of environment steps (default 1000000)\n"
-		"  --pairs-per-gen N      antithetic pairs per generation (default 64)\n"
-		"  --sigma X              perturbation scale (default 0.02)\n"
-		"  --lr X                 Adam step size (default 0.01)\n"
-		"  --l2 X                 weight decay (default 0.005)\n"
-		"  --seed N               seed of everything random (default 1)\n"
-		"  --noise-floats N       noise table length (default 25000000)\n"
-		"  --max-episode-steps N  episode length limit (default 1000)\n"
-		"  --layers N --width N   hidden layers of the MLP (default 2 x 64)\n"
-		"  --obs basic|default|all  observation (53, 336 or 432 floats)\n"
-		"  --no-obnorm            no observation normalisation\n"
-		"  --model PATH           humanoid.xml (default: %s)\n"
-		"  --save PATH            write the final policy there\n"
-		"  --json                 JSON lines instead of a table\n",
-		es_env_default_model_path());
+	fputs("usage: mpirun [--allow-run-as-root --oversubscribe] -np N es_mpi [options]\n",
+	      f);
+	es_cli_usage(f, NULL, 0);
 }
 
-/* Parses an unsigned decimal in [lo, hi]; false otherwise. */
-static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+/* 0 to run, 1 for --help (printed), 2 for bad options (the reason printed by rank 0).
+ * Every option is a shared one (cli.h): the peer has none of its own. */
+static int parse_opts(int argc, char **argv, struct es_cli_opts *o, bool say)
 {
-	char *end;
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_f(const char *s, double lo, double hi, float *out)
-{
-	char *end;
-	if (!s || !*s)
-		return false;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || *end || !(v >= lo && v <= hi))
-		return false;
-	*out = (float)v;
-	return true;
-}
-
-static bool parse_u32(const char *s, uint64_t lo, uint64_t hi, uint32_t *out)
-{
-	uint64_t u;
-	if (!parse_u64(s, lo, hi, &u))
-		return false;
-	*out = (uint32_t)u;
-	return true;
-}
-
-static bool parse_size(const char *s, uint64_t lo, uint64_t hi, size_t *out)
-{
-	uint64_t u;
-	if (!parse_u64(s, lo, hi, &u))
-		return false;
-	*out = (size_t)u;
-	return true;
-}
-
-static bool parse_obs(const char *s, unsigned *out)
-{
-	static const struct {
-		const char *name;
-		unsigned flags;
-	} kinds[] = {{"basic", 0}, {"default", ES_OBS_DEFAULT}, {"all", ES_OBS_ALL}};
-	for (size_t i = 0; s && i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(s, kinds[i].name) == 0) {
-			*out = kinds[i].flags;
-			return true;
-		}
-	return false;
-}
-
-/* Parses the option at argv[*i] (and its value, moving *i past it); 0, or 2 with the
- * reason printed when say. */
-static int parse_one(int argc, char **argv, int *i, struct opts *o, bool say)
-{
-	const char *a = argv[*i];
-	const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-	bool ok;
-	if (strcmp(a, "--no-obnorm") == 0) {
-		o->es.obnorm = false;
-		return 0;
-	}
-	if (strcmp(a, "--json") == 0) {
-		o->json = true;
-		return 0;
-	}
-	if (strcmp(a, "--timesteps") == 0)
-		ok = parse_u64(v, 1, UINT64_MAX / 2, &o->timesteps);
-	else if (strcmp(a, "--pairs-per-gen") == 0)
-		ok = parse_u32(v, 1, 1u << 20, &o->es.pairs_per_gen);
-	else if (strcmp(a, "--sigma") == 0)
-		ok = parse_f(v, 1e-6, 10, &o->es.sigma);
-	else if (strcmp(a, "--lr") == 0)
-		ok = parse_f(v, 1e-9, 10, &o->es.lr);
-	else if (strcmp(a, "--l2") == 0)
-		ok = parse_f(v, 0, 10, &o->es.l2);
-	else if (strcmp(a, "--seed") == 0)
-		ok = parse_u64(v, 0, UINT64_MAX, &o->es.seed);
-	else if (strcmp(a, "--noise-floats") == 0)
-		ok = parse_size(v, 1, (uint64_t)1 << 34, &o->noise_floats);
-	else if (strcmp(a, "--max-episode-steps") == 0)
-		ok = parse_u32(v, 1, 1u << 24, &o->es.max_steps);
-	else if (strcmp(a, "--layers") == 0)
-		ok = parse_u32(v, 0, ES_POLICY_MAX_HIDDEN, &o->layers);
-	else if (strcmp(a, "--width") == 0)
-		ok = parse_u32(v, 1, ES_POLICY_MAX_WIDTH, &o->width);
-	else if (strcmp(a, "--obs") == 0)
-		ok = parse_obs(v, &o->obs);
-	else if (strcmp(a, "--model") == 0)
-		ok = (o->model = v) != NULL;
-	else if (strcmp(a, "--save") == 0)
-		ok = (o->save = v) != NULL;
-	else {
-		if (say)
-			fprintf(stderr, TAG ": unknown option '%s'\n", a);
-		return 2;
-	}
-	if (!ok) {
-		if (say)
-			fprintf(stderr, TAG ": bad value for %s: '%s'\n", a,
-				v ? v : "(missing)");
-		return 2;
-	}
-	*i += 1;
-	return 0;
-}
-
-/* 0 to run, 1 for --help (printed), 2 for bad options (the reason printed by rank 0). */
-static int parse_opts(int argc, char **argv, struct opts *o, bool say)
-{
-	*o = (struct opts){.timesteps = 1000000,
-			   .noise_floats = ES_NOISE_DEFAULT_FLOATS,
-			   .layers = 2,
-			   .width = 64,
-			   .obs = ES_OBS_DEFAULT};
-	es_config_default(&o->es);
+	es_cli_defaults(o);
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			if (say)
 				usage(stdout);
 			return 1;
 		}
-		int rc = parse_one(argc, argv, &i, o, say);
-		if (rc) {
-			if (say)
+		int rc = es_cli_parse(o, a, v);
+		if (rc < 0) {
+			if (say) {
+				es_cli_print_error(stderr, TAG, rc, a, v);
 				usage(stderr);
-			return rc;
+			}
+			return 2;
 		}
+		i += rc;
 	}
 	return 0;
 }
@@ -351,7 +212,7 @@ static void stop_ranks(void)
 /* ---- setup --------------------------------------------------------------------------- */
 
 struct run {
-	struct opts o;
+	struct es_cli_opts o;
 	es_env_model *model;
 	struct es_noise noise;
 	struct rank_ctx c;
@@ -449,7 +310,7 @@ static int curve_add(struct curve *c, double x)
 static void report(const struct run *r, const struct es_gen_stats *st, const struct curve *cv,
 		   double wall)
 {
-	const struct opts *o = &r->o;
+	const struct es_cli_opts *o = &r->o;
 	double tps = (double)st->total_timesteps / wall;
 	double eps = (double)st->total_episodes / wall;
 	if (!o->json) {

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "es.h"
 #include "prism.h"
 
@@ -271,136 +272,42 @@ PRISM_METHOD(EsWorker, eval);
 
 /* ---- options ------------------------------------------------------------------------ */
 
+/* The options shared with es_mpi (cli.h), and this driver's own. */
 struct opts {
-	uint64_t timesteps;
-	struct es_config es;
-	size_t noise_floats;
-	uint32_t layers, width;
-	unsigned obs;
+	struct es_cli_opts c;
 	uint32_t workers;
 	uint32_t pairs_per_call; /* 0: guided (slices shrink as the generation ends) */
-	const char *model;
-	const char *save;
-	bool json;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: es_humanoid [options]\n"
-		"  --timesteps N          budget of environment steps (default 1000000)\n"
-		"  --workers N            actors evaluating perturbations (default: one per "
-		"CPU)\n"
-		"  --pairs-per-gen N      antithetic pairs per generation (default 64)\n"
-		"  --pairs-per-call N     pairs per actor call (default: guided, the pairs "
-		"left\n"
-		"                         over 2 x workers, so the last calls take one pair)\n"
-		"  --sigma X              perturbation scale (default 0.02)\n"
-		"  --lr X                 Adam step size (default 0.01)\n"
-		"  --l2 X                 weight decay (default 0.005)\n"
-		"  --seed N               seed of everything random (default 1)\n"
-		"  --noise-floats N       noise table length (default 25000000)\n"
-		"  --max-episode-steps N  episode length limit (default 1000)\n"
-		"  --layers N --width N   hidden layers of the MLP (default 2 x 64)\n"
-		"  --obs basic|default|all  observation (53, 336 or 432 floats)\n"
-		"  --no-obnorm            no observation normalisation\n"
-		"  --model PATH           humanoid.xml (default: %s)\n"
-		"  --save PATH            write the final policy there\n"
-		"  --json                 JSON lines instead of a table\n"
-		"Runs on an embedded node, or on the node at PRISM_ADDRESS when it is set.\n",
-		es_env_default_model_path());
+	static const struct es_cli_usage_line own[] = {
+		{.after = "--timesteps",
+		 .text = "  --workers N            actors evaluating perturbations "
+			 "(default: one per CPU)\n"},
+		{.after = "--pairs-per-gen",
+		 .text = "  --pairs-per-call N     pairs per actor call "
+			 "(default: guided, the pairs left\n"
+			 "                         over 2 x workers, "
+			 "so the last calls take one pair)\n"},
+	};
+	fputs("usage: es_humanoid [options]\n", f);
+	es_cli_usage(f, own, sizeof(own) / sizeof(own[0]));
+	fputs("Runs on an embedded node, or on the node at PRISM_ADDRESS when it is set.\n", f);
 }
 
-/* An unsigned decimal in [lo, hi]. */
-static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+/* This driver's own options, as es_cli_parse() answers: 1 when the option took val,
+ * -EINVAL for a bad or missing val, -ENOENT when opt is not one of them. */
+static int parse_own(const char *opt, const char *val, struct opts *o)
 {
-	char *end;
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_u32(const char *s, uint64_t lo, uint64_t hi, uint32_t *out)
-{
-	uint64_t u;
-	if (!parse_u64(s, lo, hi, &u))
-		return false;
-	*out = (uint32_t)u;
-	return true;
-}
-
-static bool parse_f(const char *s, double lo, double hi, float *out)
-{
-	char *end;
-	if (!s || !*s)
-		return false;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || *end || !(v >= lo && v <= hi))
-		return false;
-	*out = (float)v;
-	return true;
-}
-
-static bool parse_obs(const char *s, unsigned *out)
-{
-	static const struct {
-		const char *name;
-		unsigned flags;
-	} kinds[] = {{"basic", 0}, {"default", ES_OBS_DEFAULT}, {"all", ES_OBS_ALL}};
-	for (size_t i = 0; s && i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(s, kinds[i].name) == 0) {
-			*out = kinds[i].flags;
-			return true;
-		}
-	return false;
-}
-
-/* Options that take a number or a word; false when the value does not parse. */
-static bool parse_valued(const char *a, const char *v, struct opts *o, bool *known)
-{
-	uint64_t u;
-	*known = true;
-	if (strcmp(a, "--timesteps") == 0)
-		return parse_u64(v, 1, UINT64_MAX / 2, &o->timesteps);
-	if (strcmp(a, "--workers") == 0)
-		return parse_u32(v, 1, MAX_WORKERS, &o->workers);
-	if (strcmp(a, "--pairs-per-gen") == 0)
-		return parse_u32(v, 1, 1u << 20, &o->es.pairs_per_gen);
-	if (strcmp(a, "--pairs-per-call") == 0)
-		return parse_u32(v, 1, 1u << 20, &o->pairs_per_call);
-	if (strcmp(a, "--sigma") == 0)
-		return parse_f(v, 1e-6, 10, &o->es.sigma);
-	if (strcmp(a, "--lr") == 0)
-		return parse_f(v, 1e-9, 10, &o->es.lr);
-	if (strcmp(a, "--l2") == 0)
-		return parse_f(v, 0, 10, &o->es.l2);
-	if (strcmp(a, "--seed") == 0)
-		return parse_u64(v, 0, UINT64_MAX, &o->es.seed);
-	if (strcmp(a, "--noise-floats") == 0) {
-		bool ok = parse_u64(v, 1, (uint64_t)1 << 34, &u);
-		o->noise_floats = (size_t)u;
-		return ok;
-	}
-	if (strcmp(a, "--max-episode-steps") == 0)
-		return parse_u32(v, 1, 1u << 24, &o->es.max_steps);
-	if (strcmp(a, "--layers") == 0)
-		return parse_u32(v, 0, ES_POLICY_MAX_HIDDEN, &o->layers);
-	if (strcmp(a, "--width") == 0)
-		return parse_u32(v, 1, ES_POLICY_MAX_WIDTH, &o->width);
-	if (strcmp(a, "--obs") == 0)
-		return parse_obs(v, &o->obs);
-	if (strcmp(a, "--model") == 0)
-		return v && *v && (o->model = v);
-	if (strcmp(a, "--save") == 0)
-		return v && *v && (o->save = v);
-	*known = false;
-	return false;
+	int rc;
+	if (strcmp(opt, "--workers") == 0)
+		rc = es_cli_parse_u32(val, 1, MAX_WORKERS, &o->workers);
+	else if (strcmp(opt, "--pairs-per-call") == 0)
+		rc = es_cli_parse_u32(val, 1, 1u << 20, &o->pairs_per_call);
+	else
+		return -ENOENT;
+	return rc ? rc : 1;
 }
 
 static uint32_t cpus(void)
@@ -412,34 +319,23 @@ static uint32_t cpus(void)
 /* 0 to run, 1 for --help (printed), 2 for bad options (the reason printed). */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	*o = (struct opts){.timesteps = 1000000,
-			   .noise_floats = ES_NOISE_DEFAULT_FLOATS,
-			   .layers = 2,
-			   .width = 64,
-			   .obs = ES_OBS_DEFAULT,
-			   .workers = cpus()};
-	es_config_default(&o->es);
+	*o = (struct opts){.workers = cpus()};
+	es_cli_defaults(&o->c);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool known;
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 1;
-		} else if (strcmp(a, "--json") == 0) {
-			o->json = true;
-		} else if (strcmp(a, "--no-obnorm") == 0) {
-			o->es.obnorm = false;
-		} else if (parse_valued(a, v, o, &known)) {
-			i++;
-		} else {
-			if (known)
-				fprintf(stderr, TAG ": bad value for %s: '%s'\n", a,
-					v ? v : "(missing)");
-			else
-				fprintf(stderr, TAG ": unknown option '%s'\n", a);
+		}
+		int rc = parse_own(a, v, o);
+		if (rc == -ENOENT)
+			rc = es_cli_parse(&o->c, a, v);
+		if (rc < 0) {
+			es_cli_print_error(stderr, TAG, rc, a, v);
 			usage(stderr);
 			return 2;
 		}
+		i += rc;
 	}
 	return 0;
 }
@@ -642,13 +538,13 @@ static int load_local(struct run *r)
 	struct es_env_config ec;
 	struct es_policy_arch arch;
 	es_env_config_default(&ec);
-	ec.model_path = r->o.model;
-	ec.obs = r->o.obs;
+	ec.model_path = r->o.c.model;
+	ec.obs = r->o.c.obs;
 	if (es_env_model_load(&ec, &r->model, err, sizeof(err)) != 0) {
 		fprintf(stderr, TAG ": %s\n", err);
 		return 1;
 	}
-	es_arch_for_env(r->model, r->o.layers, r->o.width, &arch);
+	es_arch_for_env(r->model, r->o.c.layers, r->o.c.width, &arch);
 	uint32_t na = es_env_act_dim(r->model);
 	float *b = malloc(2 * (size_t)na * sizeof(float));
 	int rc = b ? 0 : -ENOMEM;
@@ -663,10 +559,10 @@ static int load_local(struct run *r)
 	}
 	r->nparams = es_policy_nparams(r->pol);
 	r->obs_dim = arch.obs_dim;
-	if (r->o.noise_floats < r->nparams) {
+	if (r->o.c.noise_floats < r->nparams) {
 		fprintf(stderr,
 			TAG ": --noise-floats %zu is less than the policy's %zu parameters\n",
-			r->o.noise_floats, r->nparams);
+			r->o.c.noise_floats, r->nparams);
 		return 2;
 	}
 	return 0;
@@ -678,7 +574,7 @@ static int put_noise(struct run *r)
 	struct es_noise own;
 	const void *data;
 	size_t len;
-	int rc = es_noise_create(r->o.noise_floats, r->o.es.seed, &own);
+	int rc = es_noise_create(r->o.c.noise_floats, r->o.c.es.seed, &own);
 	if (rc)
 		return fail_call(rc, NULL, 0, "cannot make the noise table");
 	rc = prism_put(own.data, own.n * sizeof(float), &r->d.noise);
@@ -688,7 +584,7 @@ static int put_noise(struct run *r)
 			TAG ": the noise table (%zu bytes) does not fit in the node's object "
 			    "store: give the node more (prism start --object_store_memory) or "
 			    "the table less (--noise-floats)\n",
-			r->o.noise_floats * sizeof(float));
+			r->o.c.noise_floats * sizeof(float));
 	if (rc)
 		return fail_call(rc, NULL, 0, "cannot put the noise table in the object store");
 	if ((rc = prism_get(r->d.noise, -1, &data, &len)) != 0)
@@ -701,10 +597,10 @@ static int put_noise(struct run *r)
 static int start_actors(struct run *r)
 {
 	struct driver *d = &r->d;
-	const char *path = r->o.model ? r->o.model : es_env_default_model_path();
-	struct actor_cfg cfg = {.obs = r->o.obs,
-				.layers = r->o.layers,
-				.width = r->o.width,
+	const char *path = r->o.c.model ? r->o.c.model : es_env_default_model_path();
+	struct actor_cfg cfg = {.obs = r->o.c.obs,
+				.layers = r->o.c.layers,
+				.width = r->o.c.width,
 				.nparams = r->nparams};
 	prism_value args[] = {prism_bytes(&cfg, sizeof(cfg)),
 			      prism_bytes(path, strlen(path) + 1)};
@@ -798,7 +694,7 @@ static void report_text(const struct run *r, const struct es_gen_stats *st,
 	       (double)st->total_timesteps / wall, (double)st->total_episodes / wall, cv->v[0],
 	       cv->v[cv->n - 1], 100.0 * (double)d->busy_ns / 1e9 / (wall * d->nactors),
 	       wall - (double)d->eval_ns / 1e9, d->calls,
-	       (double)r->o.es.pairs_per_gen * (double)cv->n / (double)d->calls);
+	       (double)r->o.c.es.pairs_per_gen * (double)cv->n / (double)d->calls);
 }
 
 static void report_json(const struct run *r, const struct es_gen_stats *st,
@@ -815,9 +711,9 @@ static void report_json(const struct run *r, const struct es_gen_stats *st,
 	       ",\"rollout_s\":%.3f,\"eval_wall_s\":%.3f,\"master_s\":%.3f,\"calls\":%" PRIu64
 	       ",\"reward_curve\":[",
 	       tps, d->nactors, st->total_timesteps, st->total_episodes, cv->n, wall,
-	       r->setup_s, tps, eps, r->o.es.pairs_per_gen,
-	       (double)r->o.es.pairs_per_gen * (double)cv->n / (double)d->calls, r->nparams,
-	       r->o.es.seed, (double)d->busy_ns / 1e9, (double)d->eval_ns / 1e9,
+	       r->setup_s, tps, eps, r->o.c.es.pairs_per_gen,
+	       (double)r->o.c.es.pairs_per_gen * (double)cv->n / (double)d->calls, r->nparams,
+	       r->o.c.es.seed, (double)d->busy_ns / 1e9, (double)d->eval_ns / 1e9,
 	       wall - (double)d->eval_ns / 1e9, d->calls);
 	for (size_t i = 0; i < cv->n; i++)
 		printf("%s%.2f", i ? "," : "", cv->v[i]);
@@ -834,7 +730,7 @@ static int save_policy(struct run *r, const es_state *s)
 	if (es_state_obmean(s))
 		rc = es_policy_set_obnorm(r->pol, es_state_obmean(s), es_state_obstd(s));
 	if (!rc)
-		rc = es_policy_save(r->pol, es_state_theta(s), r->o.save, err, sizeof(err));
+		rc = es_policy_save(r->pol, es_state_theta(s), r->o.c.save, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "bad normalisation: %s", prism_strerror(rc));
 	if (rc)
@@ -851,16 +747,16 @@ static int train(struct run *r)
 	es_state *s = NULL;
 	int rc = theta0 ? 0 : -ENOMEM;
 	if (!rc) {
-		es_policy_init_params(r->pol, es_seed_mix(r->o.es.seed, 1), theta0);
-		rc = es_state_create(&r->o.es, &r->d.tab, r->nparams, r->obs_dim, theta0, &s);
+		es_policy_init_params(r->pol, es_seed_mix(r->o.c.es.seed, 1), theta0);
+		rc = es_state_create(&r->o.c.es, &r->d.tab, r->nparams, r->obs_dim, theta0, &s);
 	}
 	int64_t t0 = now_ns();
-	while (!rc && st.total_timesteps < r->o.timesteps) {
+	while (!rc && st.total_timesteps < r->o.c.timesteps) {
 		int64_t g0 = now_ns();
 		if ((rc = es_generation(s, prism_eval, &r->d, &st)) < 0 ||
 		    (rc = curve_add(&cv, st.ret_mean)) < 0)
 			break;
-		if (!r->o.json)
+		if (!r->o.c.json)
 			printf("gen %4" PRIu64 "  timesteps %9" PRIu64
 			       "  return mean %8.1f max %8.1f  length %6.1f  %7.0f steps/s\n",
 			       st.generation, st.total_timesteps, st.ret_mean, st.ret_max,
@@ -870,11 +766,11 @@ static int train(struct run *r)
 	double wall = (double)(now_ns() - t0) / 1e9;
 	if (rc)
 		fprintf(stderr, TAG ": generation failed: %s\n", prism_strerror(rc));
-	else if (r->o.json)
+	else if (r->o.c.json)
 		report_json(r, &st, &cv, wall);
 	else
 		report_text(r, &st, &cv, wall);
-	if (!rc && r->o.save)
+	if (!rc && r->o.c.save)
 		rc = save_policy(r, s);
 	es_state_destroy(s);
 	free(cv.v);
@@ -893,7 +789,7 @@ int main(int argc, char **argv)
 		return prc;
 	}
 	/* Room for the table and a margin for the generations' objects in flight. */
-	uint64_t table = (uint64_t)r.o.noise_floats * sizeof(float);
+	uint64_t table = (uint64_t)r.o.c.noise_floats * sizeof(float);
 	prism_opts po = {.object_store_bytes =
 				 table + 64 * MIB < 256 * MIB ? 256 * MIB : table + 64 * MIB,
 			 .log_level = -1};
