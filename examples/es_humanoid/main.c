@@ -368,7 +368,7 @@ struct driver {
 
 static int fail_call(int rc, const void *data, size_t len, const char *what)
 {
-	if (rc == PRISM_E_TASK_FAILED || rc == PRISM_E_ACTOR_DIED)
+	if ((rc == PRISM_E_TASK_FAILED || rc == PRISM_E_ACTOR_DIED) && data)
 		fprintf(stderr, TAG ": %s: %.*s\n", what, (int)len, (const char *)data);
 	else
 		fprintf(stderr, TAG ": %s: %s (%s)\n", what, prism_strerror(rc),

@@ -105,12 +105,22 @@ struct gcs_client {
 
 /* ---- links ------------------------------------------------------------------------- */
 
+/* An address into a TRANSPORT_ADDR_MAX buffer, cut short if it is longer (gcc's
+ * -Wformat-truncation cannot see that addresses come bounded from the configuration). */
+static void copy_addr(char *dst, const char *src)
+{
+	size_t n = strnlen(src, TRANSPORT_ADDR_MAX - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static clink *link_open(gcs_client *c, const char *addr, int shard)
 {
 	clink *l = prism_calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
-	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	_Static_assert(sizeof(l->addr) == TRANSPORT_ADDR_MAX, "an address buffer");
+	copy_addr(l->addr, addr);
 	l->shard = shard;
 	if (transport_connect(c->t, addr, l, &l->c) != 0) {
 		prism_free(l);
@@ -716,7 +726,7 @@ static clink *retarget(gcs_client *c, int s, clink *cur, char *cur_addr, const c
 {
 	if (cur && cur->c && strcmp(cur_addr, addr) == 0)
 		return cur;
-	snprintf(cur_addr, TRANSPORT_ADDR_MAX, "%s", addr);
+	copy_addr(cur_addr, addr);
 	/* Head and tail of one shard on one replica share the link. */
 	if (share && share->c && strcmp(share->addr, addr) == 0)
 		return share;
