@@ -4,8 +4,9 @@
  * "MODE: FAIL ..." and exits 0 or 1.  It attaches to PRISM_ADDRESS.
  *
  * Usage: cluster_tasks remote|objects [MAX_BYTES]|big [BYTES]|infeasible|spill|nested|
- *        locality|actors|actor_loss STOP_CMD|loop SECONDS
- * (remote tasks need a node with resource "camera", which the driver's node lacks). */
+ *        locality|actors|actor_loss STOP_CMD|loop SECONDS|hold MS
+ * (remote tasks need a node with resource "camera", which the driver's node lacks; hold
+ * needs "anchor" on the driver's node alone). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -646,12 +647,33 @@ static int mode_loop(double secs)
 	return 0;
 }
 
+/* One task that needs "anchor", which only the driver's node has, holds one of its CPUs
+ * for ms: other programs' tasks there wait meanwhile and spill to other nodes
+ * (tools/cluster_examples.sh). */
+static int mode_hold(uint32_t ms)
+{
+	static const prism_resource anchor = {"anchor", 1};
+	prism_call_opts o = {.resources = &anchor, .nresources = 1};
+	prism_value v = prism_bytes(&ms, sizeof(ms));
+	prism_ref r;
+	char at[256];
+	if (prism_submit("nap", &v, 1, &o, &r))
+		return fail("hold", "%s", "cannot submit a nap that needs 'anchor'");
+	if (get_str(r, at, sizeof(at)))
+		return fail("hold", "the nap failed: %s", at);
+	if (strcmp(at, prism_node_address()) != 0)
+		return fail("hold", "the nap ran on %s, not on the driver's node", at);
+	printf("hold: ok, a CPU of %s held for %u ms\n", at, ms);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr, "usage: cluster_tasks remote|objects [MAX]|big "
 				"[BYTES]|infeasible|spill|"
-				"nested|locality|actors|actor_loss STOP_CMD|loop SECONDS\n");
+				"nested|locality|actors|actor_loss STOP_CMD|loop SECONDS|hold "
+				"MS\n");
 		return 2;
 	}
 	int rc = prism_init(NULL);
@@ -681,6 +703,8 @@ int main(int argc, char **argv)
 		rc = mode_actor_loss(argc > 2 ? argv[2] : NULL);
 	else if (strcmp(m, "loop") == 0)
 		rc = mode_loop(argc > 2 ? atof(argv[2]) : 3.0);
+	else if (strcmp(m, "hold") == 0)
+		rc = mode_hold(argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 0) : 2000);
 	else {
 		fprintf(stderr, "cluster_tasks: unknown mode %s\n", m);
 		rc = 2;
