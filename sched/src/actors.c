@@ -375,11 +375,22 @@ static uint32_t rt_count(struct sched_node *n)
 	return k;
 }
 
+/* The CPUs the node was started with (its thread's affinity then: it fences itself off
+ * the real-time CPUs later). */
+static bool node_cpus(struct sched_node *n, cpu_set_t *set)
+{
+	if (!n->cpus_known)
+		n->cpus_known = sched_getaffinity(0, sizeof(n->cpus), &n->cpus) == 0;
+	if (n->cpus_known)
+		*set = n->cpus;
+	return n->cpus_known;
+}
+
 /* The highest CPU this process may use that no real-time actor holds. */
 static int free_rt_cpu(struct sched_node *n)
 {
 	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+	if (!node_cpus(n, &set))
 		return -1;
 	for (int c = CPU_SETSIZE - 1; c >= 0; c--) {
 		if (!CPU_ISSET(c, &set))
@@ -397,7 +408,7 @@ static int free_rt_cpu(struct sched_node *n)
  * on.  False when that leaves none (then nothing is fenced). */
 static bool fence_mask(struct sched_node *n, cpu_set_t *set)
 {
-	if (sched_getaffinity(0, sizeof(*set), set) != 0)
+	if (!node_cpus(n, set))
 		return false;
 	for (uint32_t i = 0; i < NODE_MAX_ACTORS; i++) {
 		const struct actor *a = &n->actors[i];
@@ -407,24 +418,30 @@ static bool fence_mask(struct sched_node *n, cpu_set_t *set)
 	return CPU_COUNT(set) > 0;
 }
 
-void actors__fence_worker(struct sched_node *n, uint32_t slot)
+void actors__fence_client(struct sched_node *n, uint32_t slot)
 {
 	struct client_local *cl = &n->cl[slot];
 	cpu_set_t set;
-	if (cl->kind != SCHED_KIND_WORKER || cl->pid <= 0 || cl->doomed)
+	if ((cl->kind != SCHED_KIND_WORKER && cl->kind != SCHED_KIND_DRIVER) || cl->pid <= 0 ||
+	    cl->doomed)
 		return;
 	if (cl->actor && (n->actors[cl->actor - 1].flags & SCHED_ACTOR_REALTIME))
 		return; /* it pins itself to its own CPU */
+	/* A driver that made itself real-time (a control loop) chose its CPU itself. */
+	int pol = cl->kind == SCHED_KIND_DRIVER ? sched_getscheduler(cl->pid) : SCHED_OTHER;
+	if (pol == SCHED_FIFO || pol == SCHED_RR)
+		return;
 	if (fence_mask(n, &set) && sched_setaffinity(cl->pid, sizeof(set), &set) != 0)
-		PRISM_LOG_D("actors", "cannot set the CPUs of worker %d: %s", (int)cl->pid,
+		PRISM_LOG_D("actors", "cannot set the CPUs of pid %d: %s", (int)cl->pid,
 			    strerror(errno));
 }
 
-/* The set of real-time CPUs changed: every ordinary worker gets the new mask. */
+/* The set of real-time CPUs changed: every ordinary worker and driver gets the new
+ * mask. */
 static void fence_all(struct sched_node *n)
 {
 	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++)
-		actors__fence_worker(n, s);
+		actors__fence_client(n, s);
 }
 
 static void bind(struct sched_node *n, struct actor *a, uint32_t w)

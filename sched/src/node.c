@@ -342,8 +342,10 @@ static void handle_attach(struct sched_node *n, struct conn *c, const uint8_t *p
 	}
 	PRISM_LOG_I("node", "%s pid %u attached as client %u",
 		    kind == SCHED_KIND_DRIVER ? "driver" : "worker", pid, slot);
-	if (kind == SCHED_KIND_DRIVER)
+	if (kind == SCHED_KIND_DRIVER) {
+		actors__fence_client(n, slot); /* off the real-time actors' CPUs */
 		pool__ensure(n, n->cl[slot].code);
+	}
 	ctl__dispatch(n);
 }
 

@@ -3,6 +3,7 @@
 #ifndef PRISM_SCHED_NODE_INT_H
 #define PRISM_SCHED_NODE_INT_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -109,6 +110,8 @@ struct sched_node {
 	uint32_t nfar, capfar;
 	uint64_t far_seq;
 	uint64_t actors_created, actors_restarted, actor_deaths;
+	cpu_set_t cpus; /* actors.c: the CPUs the node started with */
+	bool cpus_known;
 	uint64_t started_ns;
 	uint64_t leases_granted, workers_spawned, workers_died;
 	volatile int stop_requested;
@@ -262,8 +265,9 @@ void actors__on_peer(struct sched_node *n, struct transport_conn *c, prism_id fr
 void actors__peer_gone(struct sched_node *n, struct transport_conn *c);
 /* Every node tick: look again for actors the GCS did not know yet. */
 void actors__tick(struct sched_node *n);
-/* Keep worker slot (an ordinary one) off the CPUs real-time actors spin on. */
-void actors__fence_worker(struct sched_node *n, uint32_t slot);
+/* Keep client slot (a worker that hosts no real-time actor, or a driver's main thread
+ * unless it runs SCHED_FIFO/RR) off the CPUs real-time actors spin on. */
+void actors__fence_client(struct sched_node *n, uint32_t slot);
 
 /* ctl.c */
 void ctl__msg_init(struct sched_ctl_msg *m, uint16_t type);

@@ -308,7 +308,7 @@ int pool__spawn(struct sched_node *n, int code)
 	struct client_local *cl = &n->cl[slot];
 	*cl = (struct client_local){
 		.kind = SCHED_KIND_WORKER, .code = code, .pid = pid, .lease = -1};
-	actors__fence_worker(n, slot);
+	actors__fence_client(n, slot);
 	sc->pid = pid;
 	atomic_store(&sc->state, SCHED_CLIENT_RESERVED);
 	rc = prism_loop_watch_pid(n->loop, pid, on_worker_exit, n, &cl->pidw);
