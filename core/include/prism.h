@@ -383,7 +383,10 @@ typedef struct prism_actor_opts {
 	 * CPU that other threads share, a SCHED_FIFO thread that never sleeps starves them
 	 * and the kernel steps in (RT throttling, or since Linux 6.12 the fair server), taking
 	 * the CPU from the actor for tens of milliseconds a second; a spin shorter than the
-	 * gap between calls avoids that.  Only with realtime (-EINVAL otherwise). */
+	 * gap between calls avoids that.  An actor that sleeps and is called periodically
+	 * (a control loop) learns the period and wakes on its own 300 us before the next call
+	 * is due, so that the call finds it spinning.  Only with realtime (-EINVAL
+	 * otherwise). */
 	uint64_t rt_spin_ns;
 } prism_actor_opts;
 
