@@ -155,7 +155,11 @@ static void post_reads(objstore_xfer *x, pull *p)
 					p->remote + p->posted, p->rkey, WR_TAG | WR_READ | slot,
 					TRANSPORT_SIGNALED);
 		if (rc) {
-			fail(x, p, rc);
+			/* A link that went down under the pull (the holder died: its other
+			 * READs fail with PEER_GONE or FLUSHED) refuses posts with CLOSED;
+			 * the pull's reason is the holder's, so that the caller tries
+			 * another holder.  CLOSED itself means this node is closing. */
+			fail(x, p, rc == PRISM_E_CLOSED ? PRISM_E_PEER_GONE : rc);
 			return;
 		}
 		p->posted += n;
