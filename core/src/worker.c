@@ -384,18 +384,20 @@ static void become_realtime(int cpu, uint32_t spin_us)
  * doorbell: tens of microseconds on a busy CPU, but hundreds on a virtual CPU that halted
  * while the actor slept (the host must schedule it again).  Calls to such an actor tend
  * to come periodically (a control loop), so it learns the gap between arrivals and, once
- * its spin after a call ran out, sleeps only until RT_WAKE_EARLY_NS before the next call
- * is due, then spins through the expected arrival (until RT_WAKE_EARLY_NS after it)
- * before it sleeps on the doorbell again.  The early wake-up is a timer: its lateness on
- * a halted CPU is absorbed by the margin, and the call finds the actor spinning.  (A
- * tenth of the gap as the margin, tried at 5-30 ms, was no better.)  Spinning
- * stays a fraction of each period (the kernel throttles a SCHED_FIFO thread that never
- * sleeps).  Arrivals closer than half the learned gap (bursts) change nothing. */
+ * its spin after a call ran out, sleeps only until a margin before the next call is due,
+ * then spins through the expected arrival (as long again after it) before it sleeps on
+ * the doorbell again.  The early wake-up is a timer, itself late on a halted CPU: the
+ * margin is RT_WAKE_EARLY_NS, or twice the timer's usual lateness plus RT_WAKE_EARLY_MIN
+ * when that is more, and at most a third of the gap, so that spinning stays a fraction
+ * of each period (the kernel throttles a SCHED_FIFO thread that never sleeps).
+ * Arrivals closer than half the learned gap (bursts) change nothing. */
 #define RT_WAKE_EARLY_NS (300 * PRISM_NS_PER_US)
+#define RT_WAKE_EARLY_MIN (100 * PRISM_NS_PER_US)
 #define RT_GAP_MAX_NS (PRISM_NS_PER_SEC)
 static struct {
 	uint64_t last; /* when the last call (or message) was seen */
 	uint64_t gap;  /* the learned gap between calls, 0 = none yet */
+	uint64_t late; /* how late the early wake-up's timer fires (moving average) */
 } ahead;
 
 static void rt_actor_arrival(uint64_t now)
@@ -416,13 +418,21 @@ static int rt_actor_wait(void)
 	if (rt.spin_ns >= UINT64_MAX / 8) /* spins forever */
 		return prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
 	uint64_t now = prism_now_ns(), due = ahead.gap ? ahead.last + ahead.gap : 0;
-	const uint64_t early = RT_WAKE_EARLY_NS;
+	uint64_t early = 2 * ahead.late + RT_WAKE_EARLY_MIN;
+	if (early < RT_WAKE_EARLY_NS)
+		early = RT_WAKE_EARLY_NS;
+	if (early > ahead.gap / 3)
+		early = ahead.gap / 3;
 	int r;
 	if (due > now + rt.spin_ns + 2 * early) {
+		uint64_t wake = due - early;
 		r = prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns,
-					(int64_t)(due - early - now));
-		if (r == PRISM_E_TIMEOUT)
+					(int64_t)(wake - now));
+		if (r == PRISM_E_TIMEOUT) {
+			uint64_t t = prism_now_ns(), l = t > wake ? t - wake : 0;
+			ahead.late = ahead.late - ahead.late / 8 + l / 8;
 			r = prism_ring_wait_any(rt.waitset, rt.nwait, 2 * early, -1);
+		}
 	} else {
 		r = prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
 	}
