@@ -384,8 +384,8 @@ typedef struct prism_actor_opts {
 	 * and the kernel steps in (RT throttling, or since Linux 6.12 the fair server), taking
 	 * the CPU from the actor for tens of milliseconds a second; a spin shorter than the
 	 * gap between calls avoids that.  An actor that sleeps and is called periodically
-	 * (a control loop) learns the period and wakes on its own 300 us before the next call
-	 * is due, so that the call finds it spinning.  Only with realtime (-EINVAL
+	 * (a control loop) learns the period and wakes on its own shortly before the next
+	 * call is due (300 us or more), so that the call finds it spinning.  Only with realtime (-EINVAL
 	 * otherwise). */
 	uint64_t rt_spin_ns;
 } prism_actor_opts;
