@@ -388,11 +388,14 @@ static void become_realtime(int cpu, uint32_t spin_us)
  * then spins through the expected arrival (as long again after it) before it sleeps on
  * the doorbell again.  The early wake-up is a timer, itself late on a halted CPU: the
  * margin is RT_WAKE_EARLY_NS, or twice the timer's usual lateness plus RT_WAKE_EARLY_MIN
- * when that is more, and at most a third of the gap, so that spinning stays a fraction
- * of each period (the kernel throttles a SCHED_FIFO thread that never sleeps).
- * Arrivals closer than half the learned gap (bursts) change nothing. */
+ * when that is more, and at most a third of the gap.  At gaps up to RT_SHORT_GAP_NS the
+ * margin is as long as the throttle allows: the sleep shrinks to an eighth of the gap.
+ * The actor then runs at most ~7/8 of the time, below the kernel's throttling of a
+ * SCHED_FIFO thread that never sleeps (95 %).  Arrivals closer than half the learned gap
+ * (bursts) change nothing. */
 #define RT_WAKE_EARLY_NS (300 * PRISM_NS_PER_US)
 #define RT_WAKE_EARLY_MIN (100 * PRISM_NS_PER_US)
+#define RT_SHORT_GAP_NS (2 * PRISM_NS_PER_MS + 200 * PRISM_NS_PER_US)
 #define RT_GAP_MAX_NS (PRISM_NS_PER_SEC)
 static struct {
 	uint64_t last; /* when the last call (or message) was seen */
@@ -418,13 +421,16 @@ static int rt_actor_wait(void)
 	if (rt.spin_ns >= UINT64_MAX / 8) /* spins forever */
 		return prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
 	uint64_t now = prism_now_ns(), due = ahead.gap ? ahead.last + ahead.gap : 0;
-	uint64_t early = 2 * ahead.late + RT_WAKE_EARLY_MIN;
+	uint64_t early = 2 * ahead.late + RT_WAKE_EARLY_MIN, gap = ahead.gap;
+	uint64_t room = gap > rt.spin_ns + gap / 8 ? gap - rt.spin_ns - gap / 8 : 0;
 	if (early < RT_WAKE_EARLY_NS)
 		early = RT_WAKE_EARLY_NS;
-	if (early > ahead.gap / 3)
-		early = ahead.gap / 3;
+	if (early > gap / 3)
+		early = gap / 3;
+	if (gap <= RT_SHORT_GAP_NS && room > early)
+		early = room;
 	int r;
-	if (due > now + rt.spin_ns + 2 * early) {
+	if (due > now + rt.spin_ns + early) {
 		uint64_t wake = due - early;
 		r = prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns,
 					(int64_t)(wake - now));
