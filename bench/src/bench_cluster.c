@@ -129,8 +129,8 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Rounds of pulling the holder's 1 GiB object, after WARM_ROUNDS untimed ones; the
- * median GB/s in *gbs, the first (cold) pull's in *first. */
+/* Rounds of pulling the holder's 1 GiB object, after WARM_ROUNDS untimed ones (none with
+ * --quick); the median GB/s in *gbs, the first (cold) pull's in *first. */
 static int transfer(const struct bench_opts *o, enum transport_backend b, double *gbs,
 		    double *lo, double *hi, double *first)
 {
@@ -147,7 +147,7 @@ static int transfer(const struct bench_opts *o, enum transport_backend b, double
 	close(pfd[1]);
 	char addr[TRANSPORT_ADDR_MAX];
 	side s = {0};
-	int rc = -1, rounds = o->quick ? 1 : 7;
+	int rc = -1, rounds = o->quick ? 1 : 7, warm = o->quick ? 0 : WARM_ROUNDS;
 	double g[8];
 	bool ok = read(pfd[0], addr, sizeof(addr)) == (ssize_t)sizeof(addr);
 	close(pfd[0]);
@@ -175,7 +175,7 @@ static int transfer(const struct bench_opts *o, enum transport_backend b, double
 	if (err == 0) {
 		prism_id id = {.b = {1, 2, 3, 4, [15] = PRISM_ID_OBJECT}};
 		rc = 0;
-		for (int k = -WARM_ROUNDS; k < rounds && rc == 0; k++) {
+		for (int k = -warm; k < rounds && rc == 0; k++) {
 			result r = {0};
 			uint64_t t0 = prism_now_ns(), end = t0 + 60 * PRISM_NS_PER_SEC;
 			rc = objstore_xfer_pull(s.x, c, id, on_pulled, &r);
@@ -188,7 +188,7 @@ static int transfer(const struct bench_opts *o, enum transport_backend b, double
 					transport_backend_name(b), prism_strerror(rc));
 			if (rc == 0) {
 				double v = (double)OBJ / (double)(r.at - t0);
-				if (k == -WARM_ROUNDS)
+				if (k == -warm)
 					*first = v;
 				if (k >= 0)
 					g[k] = v;
