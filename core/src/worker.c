@@ -353,6 +353,9 @@ static void checkpoint(void)
 	rt_send_msg(&c.h);
 }
 
+/* rt.spin_ns of a real-time actor that never sleeps. */
+#define RT_SPIN_FOREVER (UINT64_MAX / 4)
+
 /* Real time: pin, lock, SCHED_FIFO if allowed, and spin spin_us after each call before
  * sleeping (0: never sleep). */
 static void become_realtime(int cpu, uint32_t spin_us)
@@ -377,7 +380,7 @@ static void become_realtime(int cpu, uint32_t spin_us)
 			    "thread that never sleeps (grant CAP_SYS_NICE or an rtprio limit)",
 			    strerror(errno));
 	/* Spin on the rings forever, or for spin_us after each call. */
-	rt.spin_ns = spin_us ? (uint64_t)spin_us * PRISM_NS_PER_US : UINT64_MAX / 4;
+	rt.spin_ns = spin_us ? (uint64_t)spin_us * PRISM_NS_PER_US : RT_SPIN_FOREVER;
 }
 
 /* A real-time actor that sleeps between calls (rt_spin_ns > 0) is woken by the caller's
@@ -418,7 +421,7 @@ static void rt_actor_arrival(uint64_t now)
 
 static int rt_actor_wait(void)
 {
-	if (rt.spin_ns >= UINT64_MAX / 8) /* spins forever */
+	if (rt.spin_ns == RT_SPIN_FOREVER)
 		return prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
 	uint64_t now = prism_now_ns(), due = ahead.gap ? ahead.last + ahead.gap : 0;
 	uint64_t early = 2 * ahead.late + RT_WAKE_EARLY_MIN, gap = ahead.gap;
