@@ -388,6 +388,13 @@ typedef struct prism_actor_opts {
 	 * call is due (300 us or more), so that the call finds it spinning.  Only with realtime (-EINVAL
 	 * otherwise). */
 	uint64_t rt_spin_ns;
+	/* A real-time actor that sleeps (rt_spin_ns > 0) keeps its CPU from halting while it
+	 * sleeps: a thread of its worker spins there at SCHED_IDLE (base/cpukeep.h), which
+	 * anything else on the CPU preempts at once.  A CPU that halted wakes late for the
+	 * actor's timer or for a call: by tens of microseconds on bare metal, by up to
+	 * milliseconds on a virtual machine whose host descheduled the idle vCPU.  true: let
+	 * the CPU idle (saves power; wake-ups come later).  Only with realtime. */
+	bool rt_let_cpu_idle;
 } prism_actor_opts;
 
 /* Create an actor of class cls (registered in this program) with constructor arguments.

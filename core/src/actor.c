@@ -382,8 +382,9 @@ int prism_actor_create(const char *cls_name, const prism_value *args, size_t nar
 			     "most 63 bytes");
 		return -EINVAL;
 	}
-	if (o.rt_spin_ns && !o.realtime) {
-		rt_set_error("prism_actor_create: rt_spin_ns is for real-time actors only");
+	if ((o.rt_spin_ns || o.rt_let_cpu_idle) && !o.realtime) {
+		rt_set_error("prism_actor_create: rt_spin_ns and rt_let_cpu_idle are for "
+			     "real-time actors only");
 		return -EINVAL;
 	}
 	struct sched_actor_msg m = {.h = {.len = sizeof(m),
@@ -391,7 +392,8 @@ int prism_actor_create(const char *cls_name, const prism_value *args, size_t nar
 					  .nslots = (uint16_t)sched_msg_slots(sizeof(m))},
 				    .cls = cls->hash,
 				    .max_restarts = o.max_restarts,
-				    .flags = o.realtime ? SCHED_ACTOR_REALTIME : 0};
+				    .flags = (o.realtime ? SCHED_ACTOR_REALTIME : 0) |
+					     (o.rt_let_cpu_idle ? SCHED_ACTOR_RT_LET_IDLE : 0)};
 	/* In microseconds, rounded up (a spin of 1 ns is not "forever"), at most ~71 min. */
 	uint64_t spin_us = (o.rt_spin_ns + 999) / 1000;
 	m.rt_spin_us = spin_us > UINT32_MAX ? UINT32_MAX : (uint32_t)spin_us;

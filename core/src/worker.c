@@ -24,6 +24,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/cpukeep.h"
 #include "base/log.h"
 #include "rt.h"
 
@@ -356,9 +357,13 @@ static void checkpoint(void)
 /* rt.spin_ns of a real-time actor that never sleeps. */
 #define RT_SPIN_FOREVER (UINT64_MAX / 4)
 
+/* The keeper of a real-time actor's CPU (see prism_actor_opts.rt_let_cpu_idle). */
+static prism_cpu_keeper *rt_keeper;
+
 /* Real time: pin, lock, SCHED_FIFO if allowed, and spin spin_us after each call before
- * sleeping (0: never sleep). */
-static void become_realtime(int cpu, uint32_t spin_us)
+ * sleeping (0: never sleep); an actor that sleeps keeps its CPU from halting unless
+ * flags has SCHED_ACTOR_RT_LET_IDLE. */
+static void become_realtime(int cpu, uint32_t spin_us, uint32_t flags)
 {
 	if (cpu >= 0) {
 		cpu_set_t set;
@@ -374,11 +379,20 @@ static void become_realtime(int cpu, uint32_t spin_us)
 			    "latency (raise RLIMIT_MEMLOCK)",
 			    strerror(errno));
 	struct sched_param sp = {.sched_priority = 10};
-	if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+	bool fifo = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+	if (!fifo)
 		PRISM_LOG_W("worker",
 			    "real-time actor: SCHED_FIFO not allowed (%s); running as a normal "
 			    "thread that never sleeps (grant CAP_SYS_NICE or an rtprio limit)",
 			    strerror(errno));
+	int rc;
+	if (fifo && cpu >= 0 && spin_us && !(flags & SCHED_ACTOR_RT_LET_IDLE) &&
+	    (rc = prism_cpu_keeper_start(cpu, &rt_keeper)) != 0)
+		PRISM_LOG_W(
+			"worker",
+			"real-time actor: cannot keep CPU %d from idling (%s); its wake-ups "
+			"may come late",
+			cpu, prism_strerror(rc));
 	/* Spin on the rings forever, or for spin_us after each call. */
 	rt.spin_ns = spin_us ? (uint64_t)spin_us * PRISM_NS_PER_US : RT_SPIN_FOREVER;
 }
@@ -395,15 +409,20 @@ static void become_realtime(int cpu, uint32_t spin_us)
  * margin is as long as the throttle allows: the sleep shrinks to an eighth of the gap.
  * The actor then runs at most ~7/8 of the time, below the kernel's throttling of a
  * SCHED_FIFO thread that never sleeps (95 %).  Arrivals closer than half the learned gap
- * (bursts) change nothing. */
+ * (bursts) change nothing; one more than half as long again (a skipped call, a pause)
+ * moves the phase but not the gap, which follows only three such in a row.  While the
+ * actor sleeps, a keeper (base/cpukeep.h) keeps its CPU from halting, so that its timer
+ * and the caller's doorbell find a running CPU. */
 #define RT_WAKE_EARLY_NS (300 * PRISM_NS_PER_US)
 #define RT_WAKE_EARLY_MIN (100 * PRISM_NS_PER_US)
 #define RT_SHORT_GAP_NS (2 * PRISM_NS_PER_MS + 200 * PRISM_NS_PER_US)
 #define RT_GAP_MAX_NS (PRISM_NS_PER_SEC)
 static struct {
-	uint64_t last; /* when the last call (or message) was seen */
-	uint64_t gap;  /* the learned gap between calls, 0 = none yet */
-	uint64_t late; /* how late the early wake-up's timer fires (moving average) */
+	uint64_t last;  /* when the last call (or message) was seen */
+	uint64_t gap;   /* the learned gap between calls, 0 = none yet */
+	uint64_t late;  /* how late the early wake-up's timer fires (moving average) */
+	uint64_t long_; /* the gaps longer than the period in a row: their mean ... */
+	uint32_t nlong; /* ... and how many */
 } ahead;
 
 static void rt_actor_arrival(uint64_t now)
@@ -411,10 +430,23 @@ static void rt_actor_arrival(uint64_t now)
 	uint64_t d = now - ahead.last;
 	if (!ahead.last || d > RT_GAP_MAX_NS) {
 		ahead.gap = 0; /* the first call, or calls stopped for a while: learn again */
+		ahead.nlong = 0;
 	} else if (ahead.gap && d < ahead.gap / 2) {
 		return; /* a burst: the period's phase stays */
+	} else if (ahead.gap && d > ahead.gap + ahead.gap / 2) {
+		/* A call skipped, a pause, or a new period: the phase moves to this call, the
+		 * period only once three such gaps in a row agree within a quarter. */
+		bool agree = ahead.nlong && d > ahead.long_ - ahead.long_ / 4 &&
+			     d < ahead.long_ + ahead.long_ / 4;
+		ahead.long_ = agree ? (ahead.long_ * ahead.nlong + d) / (ahead.nlong + 1) : d;
+		ahead.nlong = agree ? ahead.nlong + 1 : 1;
+		if (ahead.nlong == 3) {
+			ahead.gap = ahead.long_;
+			ahead.nlong = 0;
+		}
 	} else {
 		ahead.gap = ahead.gap ? (3 * ahead.gap + d) / 4 : d;
+		ahead.nlong = 0;
 	}
 	ahead.last = now;
 }
@@ -463,7 +495,7 @@ static void on_host(const struct sched_ctl_msg *m)
 	host.has_ckpt = !prism_id_is_nil(host.ckpt);
 	host.ckpt_seq = m->e;
 	if (host.flags & SCHED_ACTOR_REALTIME)
-		become_realtime(host.rt_cpu, m->c);
+		become_realtime(host.rt_cpu, m->c, m->b);
 }
 
 /* A call with a deadline about to start: counted, and counted late when it starts after

@@ -1,7 +1,9 @@
 /* Actors end to end: ordered calls, handles passed to tasks, named lookup, kill, worker
  * death with and without restarts (and checkpoints), bad input, real-time actors. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +72,15 @@ static int whoami(prism_task_ctx *ctx, void *state, const prism_arg *args, size_
 	return prism_return(ctx, 0, &pid, 4);
 }
 
+static int where(prism_task_ctx *ctx, void *state, const prism_arg *args, size_t nargs)
+{
+	(void)state;
+	(void)args;
+	(void)nargs;
+	int32_t cpu = sched_getcpu();
+	return prism_return(ctx, 0, &cpu, 4);
+}
+
 static int broken(prism_task_ctx *ctx, void *state, const prism_arg *args, size_t nargs)
 {
 	(void)state;
@@ -133,6 +144,7 @@ PRISM_METHOD(Counter, add_to);
 PRISM_METHOD(Counter, add);
 PRISM_METHOD(Counter, append);
 PRISM_METHOD(Counter, whoami);
+PRISM_METHOD(Counter, where);
 PRISM_METHOD(Counter, broken);
 PRISM_ACTOR_CHECKPOINT(Counter, save, restore);
 
@@ -428,4 +440,86 @@ Test(actors, realtime_actors_spin_and_are_counted)
 		cr_assert(strstr(prism_last_error(), "real-time"), "%s", prism_last_error());
 	}
 	cr_assert_eq(prism_actor_kill(h), 0);
+}
+
+/* The threads of process pid at SCHED_IDLE (/proc stat field 41, the policy) pinned to
+ * cpu alone, and whether its thread tid runs SCHED_FIFO. */
+static int idle_keepers(int pid, int cpu, bool *fifo)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", pid);
+	DIR *d = opendir(dir);
+	cr_assert(d, "%s: %s", dir, strerror(errno));
+	int n = 0;
+	struct dirent *e;
+	*fifo = false;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[400], buf[1024], want[32], got[64] = "";
+		snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		char *p = strrchr(buf, ')');
+		int field = 2;
+		long policy = -1;
+		for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
+			if (++field == 41)
+				policy = strtol(tok, NULL, 10);
+		if (atoi(e->d_name) == pid)
+			*fifo = policy == SCHED_FIFO;
+		if (policy != SCHED_IDLE)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
+		f = fopen(path, "r");
+		cr_assert(f);
+		while (fgets(buf, sizeof(buf), f))
+			if (sscanf(buf, "Cpus_allowed_list: %63s", got) == 1)
+				break;
+		fclose(f);
+		snprintf(want, sizeof(want), "%d", cpu);
+		n += strcmp(got, want) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+static int32_t call_i32(prism_actor h, const char *method)
+{
+	prism_ref r;
+	const void *d;
+	size_t len;
+	cr_assert_eq(prism_actor_call(h, method, NULL, 0, NULL, &r), 0);
+	cr_assert_eq(prism_get(r, 20 * SEC, &d, &len), 0, "%s", prism_last_error());
+	cr_assert_eq(len, 4);
+	int32_t v;
+	memcpy(&v, d, 4);
+	prism_ref_release(r);
+	return v;
+}
+
+Test(actors, a_sleeping_realtime_actor_keeps_its_cpu_from_idling)
+{
+	prism_actor h;
+	prism_actor_opts plain = {.rt_let_cpu_idle = true};
+	cr_assert_eq(prism_actor_create("Counter", NULL, 0, &plain, &h), -EINVAL);
+	cr_assert(strstr(prism_last_error(), "real-time"), "%s", prism_last_error());
+	for (int let_idle = 0; let_idle <= 1; let_idle++) {
+		prism_actor_opts o = {.realtime = true,
+				      .rt_spin_ns = 100 * PRISM_NS_PER_US,
+				      .rt_let_cpu_idle = let_idle};
+		h = counter(0, &o);
+		int pid = call_i32(h, "whoami"), cpu = call_i32(h, "where");
+		bool fifo;
+		int n = idle_keepers(pid, cpu, &fifo);
+		cr_assert_eq(prism_actor_kill(h), 0);
+		if (!fifo)
+			cr_skip("no SCHED_FIFO here (not root, no rtprio limit): no keeper");
+		cr_assert_eq(n, let_idle ? 0 : 1, "rt_let_cpu_idle %d: %d keepers on CPU %d",
+			     let_idle, n, cpu);
+	}
 }

@@ -294,7 +294,8 @@ struct sched_ctl_msg {
 _Static_assert(sizeof(struct sched_ctl_msg) == SCHED_SLOT, "control messages fill one slot");
 
 enum sched_actor_flags {
-	SCHED_ACTOR_REALTIME = 1, /* a dedicated worker that spins, pinned, locked */
+	SCHED_ACTOR_REALTIME = 1,    /* a dedicated worker that spins, pinned, locked */
+	SCHED_ACTOR_RT_LET_IDLE = 2, /* real time: no keeper on its CPU while it sleeps */
 };
 
 enum sched_chan_flags {
