@@ -1,6 +1,8 @@
 /* control.c — the control loop, its policy actor, the floor and the ES load; see
  * control.h. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/cpukeep.h"
 #include "control.h"
 #include "es.h"
 
@@ -240,9 +243,10 @@ static int make_weights(ctl_robot *r, const char *path, char *err, size_t errsz)
 	return rc;
 }
 
-int ctl_robot_create(const char *policy_path, uint64_t seed, bool realtime, uint64_t rt_spin_ns,
+int ctl_robot_create(const char *policy_path, uint64_t seed, const struct ctl_rt_opts *o,
 		     ctl_robot **out, char *err, size_t errsz)
 {
+	bool realtime = o->realtime;
 	*out = NULL;
 	ctl_robot *r = prism_calloc(1, sizeof(*r));
 	if (!r)
@@ -270,7 +274,8 @@ int ctl_robot_create(const char *policy_path, uint64_t seed, bool realtime, uint
 	}
 	if (rc == 0) {
 		prism_actor_opts ao = {.realtime = realtime,
-				       .rt_spin_ns = realtime ? rt_spin_ns : 0};
+				       .rt_spin_ns = realtime ? o->rt_spin_ns : 0,
+				       .rt_let_cpu_idle = realtime && o->let_cpu_idle};
 		rc = prism_actor_create("CtlPolicy", NULL, 0, &ao, &r->actor);
 		if (rc)
 			snprintf(err, errsz, "cannot create the policy actor: %s",
@@ -317,7 +322,7 @@ int ctl_robot_policy_cpu(const ctl_robot *r)
 
 int ctl_stats_init(struct ctl_stats *s, uint64_t period_ns)
 {
-	*s = (struct ctl_stats){.period_ns = period_ns};
+	*s = (struct ctl_stats){.period_ns = period_ns, .floor_cpu2 = -1, .tracemark_fd = -1};
 	if (prism_hist_create(&s->rtt) != 0 || prism_hist_create(&s->jitter) != 0) {
 		ctl_stats_fini(s);
 		return -ENOMEM;
@@ -338,6 +343,21 @@ uint64_t ctl_late_threshold_ns(uint64_t period_ns)
 	return t < 5 * PRISM_NS_PER_MS ? t : 5 * PRISM_NS_PER_MS;
 }
 
+int ctl_tracemark_open(void)
+{
+	static const char *const paths[] = {"/sys/kernel/tracing/trace_marker",
+					    "/sys/kernel/debug/tracing/trace_marker"};
+	int err = -ENOENT;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		int fd = open(paths[i], O_WRONLY | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		if (errno != ENOENT)
+			err = -errno;
+	}
+	return err;
+}
+
 static void sleep_until(uint64_t t_ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(t_ns / PRISM_NS_PER_SEC),
@@ -353,6 +373,7 @@ static void sleep_until(uint64_t t_ns)
 struct outstanding {
 	prism_ref ref;
 	uint64_t tick, sent;
+	struct ctl_stats *to; /* where it counts */
 };
 
 /* An action that came back for the call sent at `sent` for tick `tick`. */
@@ -360,17 +381,32 @@ static void arrived(struct ctl_stats *s, uint64_t tick, uint64_t sent, uint64_t 
 		    bool applied)
 {
 	prism_hist_record(s->rtt, now - sent);
-	if (now - tick > ctl_late_threshold_ns(s->period_ns))
+	if (now - tick > ctl_late_threshold_ns(s->period_ns)) {
 		s->late++;
+		if (s->tracemark_fd >= 0)
+			dprintf(s->tracemark_fd,
+				"prism-ctl late: tick %llu sent +%llu us arrived +%llu us\n",
+				(unsigned long long)tick,
+				(unsigned long long)((sent - tick) / PRISM_NS_PER_US),
+				(unsigned long long)((now - tick) / PRISM_NS_PER_US));
+	}
 	if (applied)
 		s->taken++;
 	else
 		s->too_late++;
 }
 
+static void lost(struct ctl_stats *s, uint64_t tick, int rc)
+{
+	s->lost++;
+	if (s->tracemark_fd >= 0)
+		dprintf(s->tracemark_fd, "prism-ctl lost: tick %llu (%s)\n",
+			(unsigned long long)tick, prism_strerror(rc));
+}
+
 /* Look at the calls that missed their tick: those back now were too late; those
  * dropped as stale, or (final) not back, are lost. */
-static void reap(struct ctl_stats *s, struct outstanding *out, uint32_t *nout, bool final)
+static void reap(struct outstanding *out, uint32_t *nout, bool final)
 {
 	for (uint32_t i = 0; i < *nout;) {
 		const void *d;
@@ -381,9 +417,9 @@ static void reap(struct ctl_stats *s, struct outstanding *out, uint32_t *nout, b
 			continue;
 		}
 		if (rc == 0)
-			arrived(s, out[i].tick, out[i].sent, prism_now_ns(), false);
+			arrived(out[i].to, out[i].tick, out[i].sent, prism_now_ns(), false);
 		else
-			s->lost++;
+			lost(out[i].to, out[i].tick, rc);
 		prism_ref_release(out[i].ref);
 		out[i] = out[--*nout];
 	}
@@ -396,28 +432,34 @@ int ctl_run(ctl_robot *r, uint64_t period_ns, uint64_t ticks, struct ctl_stats *
 	uint64_t step_ewma = 50 * PRISM_NS_PER_US; /* one physics step; learnt as we go */
 	uint64_t sim_debt = 0;
 	size_t act_bytes = r->act_dim * sizeof(float);
+	/* The warm-up ticks count in a scratch record. */
+	struct ctl_stats warm;
+	if (s->warmup && ctl_stats_init(&warm, period_ns) != 0)
+		return -ENOMEM;
 	uint64_t tick = prism_now_ns() + 2 * PRISM_NS_PER_MS;
 	for (uint64_t k = 0; k < ticks; k++, tick += period_ns) {
+		struct ctl_stats *c = k < s->warmup ? &warm : s;
 		sleep_until(tick);
 		uint64_t woke = prism_now_ns();
-		prism_hist_record(s->jitter, woke > tick ? woke - tick : 0);
-		s->ticks++;
+		prism_hist_record(c->jitter, woke > tick ? woke - tick : 0);
+		c->ticks++;
 		if (nout)
-			reap(s, out, &nout, false);
+			reap(out, &nout, false);
 		/* The observation to the policy, due to start before the next tick, and not
-		 * worth running after it.  A driver that woke too late to meet that itself
-		 * (the tick's own lateness) still gets its action, which then counts as
-		 * too late, not as lost. */
+		 * worth running after it: a call that waited that long behind others is
+		 * stale.  A driver that itself woke too late to leave the call half a period
+		 * (the tick's own lateness, the floor's domain) gives it that half period:
+		 * its action then counts as late or too late, not as lost. */
 		uint64_t sent = prism_now_ns();
 		prism_call_opts o = {.deadline_ns = tick + period_ns,
 				     .flags = PRISM_CALL_DROP_LATE};
-		if (sent >= o.deadline_ns)
-			o = (prism_call_opts){.deadline_ns = sent + period_ns};
+		if (o.deadline_ns < sent + period_ns / 2)
+			o.deadline_ns = sent + period_ns / 2;
 		prism_value v = prism_bytes(r->obs, r->obs_dim * sizeof(float));
 		prism_ref ref;
 		int rc = prism_actor_call(r->actor, "pol_act", &v, 1, &o, &ref);
 		if (rc) {
-			s->lost++;
+			lost(c, tick, rc);
 			continue;
 		}
 		/* Physics steps due this period, and the time they need before the tick. */
@@ -432,14 +474,15 @@ int ctl_run(ctl_robot *r, uint64_t period_ns, uint64_t ticks, struct ctl_stats *
 		size_t n;
 		rc = prism_get(ref, now < cutoff ? (int64_t)(cutoff - now) : 0, &d, &n);
 		if (rc == 0 && n == act_bytes) {
-			arrived(s, tick, sent, prism_now_ns(), true);
+			arrived(c, tick, sent, prism_now_ns(), true);
 			memcpy(r->act, d, act_bytes);
 		} else if (rc == PRISM_E_TIMEOUT && nout < MAX_OUT) {
-			out[nout++] =
-				(struct outstanding){.ref = ref, .tick = tick, .sent = sent};
+			out[nout++] = (struct outstanding){
+				.ref = ref, .tick = tick, .sent = sent, .to = c};
 			ref.id = (prism_id){{0}};
 		} else {
-			s->lost++; /* dropped as stale, or failed */
+			lost(c, tick,
+			     rc ? rc : PRISM_E_PROTO); /* dropped as stale, or failed */
 		}
 		if (!prism_id_is_nil(ref.id))
 			prism_ref_release(ref);
@@ -462,30 +505,106 @@ int ctl_run(ctl_robot *r, uint64_t period_ns, uint64_t ticks, struct ctl_stats *
 						   ? period_ns * 10
 						   : 200 * PRISM_NS_PER_MS);
 	while (nout && prism_now_ns() < grace) {
-		reap(s, out, &nout, false);
+		reap(out, &nout, false);
 		if (nout)
 			prism_wait(&out[0].ref, 1, 1, 1 * (int64_t)PRISM_NS_PER_MS, NULL);
 	}
-	reap(s, out, &nout, true);
+	reap(out, &nout, true);
+	if (s->warmup)
+		ctl_stats_fini(&warm);
 	return 0;
+}
+
+/* The floor's second timer loop, on the policy's CPU: the same ticks, its lateness. */
+struct floor2 {
+	int cpu, prio;
+	uint64_t first, period, ticks;
+	uint64_t *lat;
+	int err;
+};
+
+static void *floor2_main(void *arg)
+{
+	struct floor2 *f = arg;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(f->cpu, &set);
+	struct sched_param sp = {.sched_priority = f->prio};
+	f->err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (f->err == 0 && f->prio > 0)
+		f->err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	uint64_t tick = f->first;
+	for (uint64_t k = 0; k < f->ticks; k++, tick += f->period) {
+		sleep_until(tick);
+		uint64_t woke = prism_now_ns();
+		f->lat[k] = woke > tick ? woke - tick : 0;
+	}
+	return NULL;
 }
 
 int ctl_floor_run(uint64_t period_ns, uint64_t ticks, struct ctl_stats *s)
 {
 	uint64_t thr = ctl_late_threshold_ns(period_ns);
 	uint64_t tick = prism_now_ns() + 2 * PRISM_NS_PER_MS;
+	struct floor2 f2 = {
+		.cpu = s->floor_cpu2, .first = tick, .period = period_ns, .ticks = ticks};
+	pthread_t t2;
+	bool two = s->floor_cpu2 >= 0;
+	if (two) {
+		struct sched_param sp;
+		int pol = sched_getscheduler(0);
+		f2.prio = pol == SCHED_FIFO && sched_getparam(0, &sp) == 0 ? sp.sched_priority
+									   : 0;
+		f2.lat = prism_calloc(ticks, sizeof(uint64_t));
+		if (!f2.lat)
+			return -ENOMEM;
+		int rc = pthread_create(&t2, NULL, floor2_main, &f2);
+		if (rc) {
+			prism_free(f2.lat);
+			return -rc;
+		}
+	}
+	uint64_t *lat0 = two ? prism_calloc(ticks, sizeof(uint64_t)) : NULL;
 	for (uint64_t k = 0; k < ticks; k++, tick += period_ns) {
 		sleep_until(tick);
 		uint64_t woke = prism_now_ns(), lat = woke > tick ? woke - tick : 0;
+		if (lat0)
+			lat0[k] = lat;
+		if (k < s->warmup)
+			continue;
 		prism_hist_record(s->jitter, lat);
 		s->ticks++;
 		s->late += lat > thr;
 		s->too_late += lat > period_ns;
+		if (lat > thr && s->tracemark_fd >= 0)
+			dprintf(s->tracemark_fd,
+				"prism-ctl floor late: tick %llu woke +%llu us\n",
+				(unsigned long long)tick,
+				(unsigned long long)(lat / PRISM_NS_PER_US));
 	}
-	return 0;
+	int rc = 0;
+	if (two) {
+		pthread_join(t2, NULL);
+		rc = f2.err ? -f2.err : lat0 ? 0 : -ENOMEM;
+		for (uint64_t k = s->warmup; rc == 0 && k < ticks; k++) {
+			s->late_either += lat0[k] > thr || f2.lat[k] > thr;
+			if (f2.lat[k] > thr && s->tracemark_fd >= 0)
+				dprintf(s->tracemark_fd,
+					"prism-ctl floor late on CPU %d: tick %llu woke +%llu "
+					"us\n",
+					f2.cpu, (unsigned long long)(f2.first + k * period_ns),
+					(unsigned long long)(f2.lat[k] / PRISM_NS_PER_US));
+		}
+		prism_free(f2.lat);
+		prism_free(lat0);
+	}
+	return rc;
 }
 
-int ctl_become_realtime(int prio, int cpu, char *err, size_t errsz)
+/* The driver's CPU kept from halting while it sleeps, from ctl_become_realtime(). */
+static prism_cpu_keeper *keeper;
+
+int ctl_become_realtime(int prio, int cpu, const struct ctl_rt_opts *o, char *err, size_t errsz)
 {
 	int rc = 0;
 	if (cpu >= 0) {
@@ -507,6 +626,13 @@ int ctl_become_realtime(int prio, int cpu, char *err, size_t errsz)
 		snprintf(err, errsz, "SCHED_FIFO: %s (run as root or grant CAP_SYS_NICE)",
 			 strerror(errno));
 	}
+	int k;
+	if (cpu >= 0 && !o->let_cpu_idle && !keeper &&
+	    (k = prism_cpu_keeper_start(cpu, &keeper)) != 0 && rc == 0) {
+		rc = k;
+		snprintf(err, errsz, "cannot keep CPU %d from idling: %s", cpu,
+			 prism_strerror(k));
+	}
 	return rc;
 }
 
@@ -521,6 +647,8 @@ static void allow_all_cpus(void)
 
 void ctl_leave_realtime(void)
 {
+	prism_cpu_keeper_stop(keeper);
+	keeper = NULL;
 	struct sched_param sp = {0};
 	sched_setscheduler(0, SCHED_OTHER, &sp);
 	munlockall();

@@ -3,13 +3,17 @@
  * an action due every control period (control.h explains the loop and what it counts).
  *
  *   robot_control [--intervals 1,2,5,10,20,30] [--seconds S] [--load] [--policy FILE]
- *                 [--no-rt] [--rt-spin-us US] [--seed N]
+ *                 [--no-rt] [--rt-spin-us US] [--let-cpu-idle] [--seed N] [--tracemark]
  *
  * For each interval it runs the loop for S seconds (default 2) and prints actions taken,
  * late, too late, lost, the round trip's p50/p99/p99.9/max and the tick jitter.  --load
  * runs evolution-strategies training on the same node meanwhile; --no-rt uses an
  * ordinary actor and thread (no pinning, no SCHED_FIFO); --rt-spin-us sets how long the
- * real-time actor spins after each call before it sleeps (default 300; 0: forever).
+ * real-time actor spins after each call before it sleeps (default 300; 0: forever);
+ * --let-cpu-idle lets the actor's and the driver's CPUs halt while they sleep (by
+ * default a SCHED_IDLE keeper spins there: base/cpukeep.h);
+ * --tracemark writes a line to the kernel's trace_marker for each late or lost action,
+ * to find it in a kernel trace (/sys/kernel/tracing/trace).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +43,8 @@ static int parse_intervals(const char *s, unsigned *ms, int *n)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: robot_control [--intervals MS,...] [--seconds S] [--load] "
-		   "[--policy FILE] [--no-rt] [--rt-spin-us US] [--seed N]\n");
+		   "[--policy FILE] [--no-rt] [--rt-spin-us US] [--let-cpu-idle] [--seed N] "
+		   "[--tracemark]\n");
 }
 
 static double us(uint64_t ns)
@@ -70,7 +75,7 @@ int main(int argc, char **argv)
 	unsigned ms[MAX_INTERVALS] = {1, 2, 5, 10, 20, 30};
 	int nint = 6;
 	double seconds = 2;
-	bool load = false, rt = true;
+	bool load = false, rt = true, tracemark = false, idle = false;
 	const char *policy = NULL;
 	uint64_t seed = 1, spin_us = CTL_RT_SPIN_NS_DEFAULT / PRISM_NS_PER_US;
 	for (int i = 1; i < argc; i++) {
@@ -102,6 +107,10 @@ int main(int argc, char **argv)
 			i++;
 		} else if (strcmp(a, "--load") == 0) {
 			load = true;
+		} else if (strcmp(a, "--let-cpu-idle") == 0) {
+			idle = true;
+		} else if (strcmp(a, "--tracemark") == 0) {
+			tracemark = true;
 		} else if (strcmp(a, "--no-rt") == 0) {
 			rt = false;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -113,6 +122,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	int mark = -1;
+	if (tracemark && (mark = ctl_tracemark_open()) < 0) {
+		fprintf(stderr, "robot_control: --tracemark: cannot open trace_marker: %s\n",
+			strerror(-mark));
+		return 1;
+	}
 	int rc = prism_init(NULL);
 	if (rc) {
 		fprintf(stderr, "robot_control: prism_init: %s\n", prism_last_error());
@@ -120,8 +135,9 @@ int main(int argc, char **argv)
 	}
 	char err[512];
 	ctl_robot *robot;
-	rc = ctl_robot_create(policy, seed, rt, spin_us * PRISM_NS_PER_US, &robot, err,
-			      sizeof(err));
+	struct ctl_rt_opts ro = {
+		.realtime = rt, .rt_spin_ns = spin_us * PRISM_NS_PER_US, .let_cpu_idle = idle};
+	rc = ctl_robot_create(policy, seed, &ro, &robot, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "robot_control: %s\n", err);
 		prism_shutdown();
@@ -134,7 +150,7 @@ int main(int argc, char **argv)
 					pcpu > 0    ? 0
 					: pcpu == 0 ? 1
 						    : -1,
-					err, sizeof(err)))
+					&ro, err, sizeof(err)))
 			fprintf(stderr, "robot_control: warning: %s\n", err);
 	}
 	pid_t lpid = 0;
@@ -151,6 +167,7 @@ int main(int argc, char **argv)
 		uint64_t period = (uint64_t)ms[i] * PRISM_NS_PER_MS;
 		uint64_t ticks = (uint64_t)(seconds * 1e9 / (double)period);
 		rc = ctl_stats_init(&s, period);
+		s.tracemark_fd = mark;
 		if (rc == 0)
 			rc = ctl_run(robot, period, ticks ? ticks : 1, &s);
 		if (rc == 0) {
