@@ -389,7 +389,7 @@ typedef struct prism_actor_opts {
 	 * otherwise). */
 	uint64_t rt_spin_ns;
 	/* A real-time actor that sleeps (rt_spin_ns > 0) keeps its CPU from halting while it
-	 * sleeps: a thread of its worker spins there at SCHED_IDLE (base/cpukeep.h), which
+	 * sleeps: a thread of its worker spins there at SCHED_IDLE (base/cpu.h), which
 	 * anything else on the CPU preempts at once.  A CPU that halted wakes late for the
 	 * actor's timer or for a call: by tens of microseconds on bare metal, by up to
 	 * milliseconds on a virtual machine whose host descheduled the idle vCPU.  true: let

@@ -24,7 +24,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "base/cpukeep.h"
+#include "base/cpu.h"
 #include "base/log.h"
 #include "rt.h"
 
@@ -411,7 +411,7 @@ static void become_realtime(int cpu, uint32_t spin_us, uint32_t flags)
  * SCHED_FIFO thread that never sleeps (95 %).  Arrivals closer than half the learned gap
  * (bursts) change nothing; one more than half as long again (a skipped call, a pause)
  * moves the phase but not the gap, which follows only three such in a row.  While the
- * actor sleeps, a keeper (base/cpukeep.h) keeps its CPU from halting, so that its timer
+ * actor sleeps, a keeper (base/cpu.h) keeps its CPU from halting, so that its timer
  * and the caller's doorbell find a running CPU. */
 #define RT_WAKE_EARLY_NS (300 * PRISM_NS_PER_US)
 #define RT_WAKE_EARLY_MIN (100 * PRISM_NS_PER_US)

@@ -16,7 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "base/cpukeep.h"
+#include "base/cpu.h"
 #include "control.h"
 #include "es.h"
 

@@ -106,7 +106,7 @@ int ctl_floor_run(uint64_t period_ns, uint64_t ticks, struct ctl_stats *out);
 
 /* Real time for the calling thread: SCHED_FIFO at priority prio, memory locked, pinned
  * to cpu (>= 0), and unless o->let_cpu_idle the CPU kept from halting while the thread
- * sleeps (a SCHED_IDLE keeper, base/cpukeep.h: what cyclictest gets by writing 0 to /dev/cpu_dma_latency, on
+ * sleeps (a SCHED_IDLE keeper, base/cpu.h: what cyclictest gets by writing 0 to /dev/cpu_dma_latency, on
  * machines where that leaves the CPU nothing but polling).  Returns 0, or what failed
  * (the loop still runs, as a normal thread). */
 int ctl_become_realtime(int prio, int cpu, const struct ctl_rt_opts *o, char *err,

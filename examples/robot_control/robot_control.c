@@ -11,7 +11,7 @@
  * ordinary actor and thread (no pinning, no SCHED_FIFO); --rt-spin-us sets how long the
  * real-time actor spins after each call before it sleeps (default 300; 0: forever);
  * --let-cpu-idle lets the actor's and the driver's CPUs halt while they sleep (by
- * default a SCHED_IDLE keeper spins there: base/cpukeep.h);
+ * default a SCHED_IDLE keeper spins there: base/cpu.h);
  * --tracemark writes a line to the kernel's trace_marker for each late or lost action,
  * to find it in a kernel trace (/sys/kernel/tracing/trace).
  */

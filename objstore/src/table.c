@@ -2,6 +2,7 @@
  * the tombstone sweep.  The protocol is explained in objstore.h. */
 #include <errno.h>
 
+#include "base/cpu.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "objstore_int.h"
@@ -10,15 +11,6 @@
  * entry odd for tens of nanoseconds, so 4,096 pauses (a few microseconds) only run out
  * when it was preempted or died. */
 #define SPIN_LIMIT 4096
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
 
 #define RELAXED memory_order_relaxed
 
@@ -63,7 +55,7 @@ int objstore__probe(const objstore *os, uint64_t lo, uint64_t hi, uint64_t *idx,
 		for (unsigned spins = 0; !snap(e, s); spins++) {
 			if (spins >= SPIN_LIMIT)
 				return OS_STUCK;
-			cpu_relax();
+			prism_cpu_relax();
 		}
 		if (s->state == OS_EMPTY)
 			return -ENOENT;

@@ -1,7 +1,6 @@
 /* Actors end to end: ordered calls, handles passed to tasks, named lookup, kill, worker
  * death with and without restarts (and checkpoints), bad input, real-time actors. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -12,6 +11,7 @@
 
 #include "base/clock.h"
 #include "prism.h"
+#include "../common/threads.h"
 
 #define SEC PRISM_NS_PER_SEC
 
@@ -442,50 +442,22 @@ Test(actors, realtime_actors_spin_and_are_counted)
 	cr_assert_eq(prism_actor_kill(h), 0);
 }
 
-/* The threads of process pid at SCHED_IDLE (/proc stat field 41, the policy) pinned to
- * cpu alone, and whether its thread tid runs SCHED_FIFO. */
+/* The threads of process pid at SCHED_IDLE pinned to cpu alone; *fifo: whether its
+ * main thread runs SCHED_FIFO. */
 static int idle_keepers(int pid, int cpu, bool *fifo)
 {
-	char dir[64];
-	snprintf(dir, sizeof(dir), "/proc/%d/task", pid);
-	DIR *d = opendir(dir);
-	cr_assert(d, "%s: %s", dir, strerror(errno));
-	int n = 0;
-	struct dirent *e;
+	struct proc_thread t[64];
+	int n = proc_threads(pid, t, 64), keepers = 0;
+	char want[16];
+	cr_assert_gt(n, 0, "no threads for pid %d", pid);
+	snprintf(want, sizeof(want), "%d", cpu);
 	*fifo = false;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[400], buf[1024], want[32], got[64] = "";
-		snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[len] = '\0';
-		char *p = strrchr(buf, ')');
-		int field = 2;
-		long policy = -1;
-		for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
-			if (++field == 41)
-				policy = strtol(tok, NULL, 10);
-		if (atoi(e->d_name) == pid)
-			*fifo = policy == SCHED_FIFO;
-		if (policy != SCHED_IDLE)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
-		f = fopen(path, "r");
-		cr_assert(f);
-		while (fgets(buf, sizeof(buf), f))
-			if (sscanf(buf, "Cpus_allowed_list: %63s", got) == 1)
-				break;
-		fclose(f);
-		snprintf(want, sizeof(want), "%d", cpu);
-		n += strcmp(got, want) == 0;
+	for (int i = 0; i < n; i++) {
+		if (t[i].tid == pid)
+			*fifo = t[i].policy == SCHED_FIFO;
+		keepers += t[i].policy == SCHED_IDLE && strcmp(t[i].cpus, want) == 0;
 	}
-	closedir(d);
-	return n;
+	return keepers;
 }
 
 static int32_t call_i32(prism_actor h, const char *method)

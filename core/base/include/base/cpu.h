@@ -1,6 +1,10 @@
-/* base/cpukeep.h — keep a CPU from idling while a real-time thread there sleeps.
+/* base/cpu.h — the spin-wait hint, and keeping a CPU from idling while a real-time
+ * thread there sleeps.
  *
- * A CPU with nothing to run halts; waking it again (a timer or an interrupt for the
+ * prism_cpu_relax(): the CPU's hint inside a spin-wait loop (PAUSE on x86, YIELD on
+ * arm64): it yields the core's resources to a sibling hyper-thread and saves power.
+ *
+ * Keepers.  A CPU with nothing to run halts; waking it again (a timer or an interrupt for the
  * thread that sleeps there) costs the idle state's exit latency, and on a virtual
  * machine much more: a virtual CPU that halted is descheduled by the host, and its
  * timer interrupt then arrives when the host runs it again.  On the 2 vCPU guest the
@@ -13,14 +17,23 @@
  *
  * Thread safety: a keeper is started and stopped by one thread.
  */
-#ifndef PRISM_BASE_CPUKEEP_H
-#define PRISM_BASE_CPUKEEP_H
+#ifndef PRISM_BASE_CPU_H
+#define PRISM_BASE_CPU_H
 
 #include "base/api.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+static inline void prism_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 typedef struct prism_cpu_keeper prism_cpu_keeper;
 

@@ -1,7 +1,6 @@
 /* The CPU keeper: a SCHED_IDLE thread pinned to its CPU that runs while nothing else
  * wants the CPU, gives it up to any other thread, and is gone once stopped. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -13,7 +12,8 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/cpukeep.h"
+#include "base/cpu.h"
+#include "../common/threads.h"
 
 /* A CPU this process may run on. */
 static int some_cpu(void)
@@ -27,39 +27,18 @@ static int some_cpu(void)
 	return -1;
 }
 
-/* The threads of this process at SCHED_IDLE (policy, /proc/.../stat field 41), and the
- * last one's tid. */
-static int idle_threads(int *tid)
+/* The threads of this process at SCHED_IDLE, and the last one. */
+static int idle_threads(struct proc_thread *last)
 {
-	DIR *d = opendir("/proc/self/task");
-	cr_assert(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[300], buf[1024];
-		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[len] = '\0';
-		/* After the ")" that ends the name: field 3 on; policy is field 41. */
-		char *p = strrchr(buf, ')');
-		int field = 2;
-		long policy = -1;
-		for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
-			if (++field == 41)
-				policy = strtol(tok, NULL, 10);
-		if (policy == SCHED_IDLE) {
-			n++;
-			*tid = atoi(e->d_name);
+	struct proc_thread t[64];
+	int n = proc_threads(0, t, 64), idle = 0;
+	cr_assert_gt(n, 0);
+	for (int i = 0; i < n; i++)
+		if (t[i].policy == SCHED_IDLE) {
+			idle++;
+			*last = t[i];
 		}
-	}
-	closedir(d);
-	return n;
+	return idle;
 }
 
 /* A thread's time on a CPU so far (ns), from schedstat. */
@@ -81,30 +60,24 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-Test(cpukeep, runs_pinned_at_sched_idle_and_stops)
+Test(cpu_keeper, runs_pinned_at_sched_idle_and_stops)
 {
-	int cpu = some_cpu(), tid = 0;
-	cr_assert_eq(idle_threads(&tid), 0);
+	int cpu = some_cpu();
+	struct proc_thread k_thread;
+	cr_assert_eq(idle_threads(&k_thread), 0);
 	prism_cpu_keeper *k;
 	cr_assert_eq(prism_cpu_keeper_start(cpu, &k), 0);
-	cr_assert_eq(idle_threads(&tid), 1, "one SCHED_IDLE thread");
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
-	FILE *f = fopen(path, "r");
-	cr_assert(f);
-	char want[64], got[64] = "";
+	cr_assert_eq(idle_threads(&k_thread), 1, "one SCHED_IDLE thread");
+	char want[16];
 	snprintf(want, sizeof(want), "%d", cpu);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Cpus_allowed_list: %63s", got) == 1)
-			break;
-	fclose(f);
-	cr_assert_str_eq(got, want, "pinned to its CPU");
+	cr_assert_str_eq(k_thread.cpus, want, "pinned to its CPU");
+	int tid = k_thread.tid;
 	/* It runs: while this thread sleeps, it gets CPU time. */
 	uint64_t t0 = cpu_ns(tid);
 	sleep_ms(100);
 	cr_assert_gt(cpu_ns(tid), t0, "the keeper spins");
 	prism_cpu_keeper_stop(k);
-	cr_assert_eq(idle_threads(&tid), 0, "stopped and joined");
+	cr_assert_eq(idle_threads(&k_thread), 0, "stopped and joined");
 	prism_cpu_keeper_stop(NULL);
 }
 
@@ -124,12 +97,14 @@ static void *busy(void *arg)
 	return NULL;
 }
 
-Test(cpukeep, gives_way_to_any_other_thread)
+Test(cpu_keeper, gives_way_to_any_other_thread)
 {
-	int cpu = some_cpu(), tid = 0;
+	int cpu = some_cpu();
+	struct proc_thread k_thread;
 	prism_cpu_keeper *k;
 	cr_assert_eq(prism_cpu_keeper_start(cpu, &k), 0);
-	cr_assert_eq(idle_threads(&tid), 1);
+	cr_assert_eq(idle_threads(&k_thread), 1);
+	int tid = k_thread.tid;
 	pthread_t b;
 	cr_assert_eq(pthread_create(&b, NULL, busy, &cpu), 0);
 	while (!atomic_load(&busy_tid))
@@ -148,7 +123,7 @@ Test(cpukeep, gives_way_to_any_other_thread)
 		  (unsigned long long)bt, (unsigned long long)kt);
 }
 
-Test(cpukeep, refuses_cpus_it_may_not_use)
+Test(cpu_keeper, refuses_cpus_it_may_not_use)
 {
 	prism_cpu_keeper *k = (prism_cpu_keeper *)1;
 	cr_assert_eq(prism_cpu_keeper_start(-1, &k), -EINVAL);

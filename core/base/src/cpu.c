@@ -1,4 +1,4 @@
-/* cpukeep.c — a SCHED_IDLE spinner that keeps a CPU from halting; see base/cpukeep.h. */
+/* cpu.c — keepers: a SCHED_IDLE spinner that keeps a CPU from halting; see base/cpu.h. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "base/alloc.h"
-#include "base/cpukeep.h"
+#include "base/cpu.h"
 
 struct prism_cpu_keeper {
 	pthread_t thread;
@@ -17,15 +17,6 @@ struct prism_cpu_keeper {
 	pthread_cond_t cv;
 	int started; /* 0 = not yet, 1 = running, < 0 = -errno */
 };
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
 
 static void report(prism_cpu_keeper *k, int v)
 {
@@ -51,7 +42,7 @@ static void *keep(void *arg)
 	/* The pause hint keeps a sibling hyper-thread's share and the power draw down. */
 	while (!atomic_load_explicit(&k->stop, memory_order_relaxed))
 		for (int i = 0; i < 64; i++)
-			cpu_relax();
+			prism_cpu_relax();
 	return NULL;
 }
 
