@@ -408,13 +408,17 @@ static void reader_cb(prism_loop_io *io, int status, unsigned events, void *arg)
 	if (status < 0)
 		return;
 	/* Drain: readiness is edge-like. */
+	size_t total = r->total;
 	while ((n = read(r->fd, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] != (unsigned char)((r->total + (size_t)i) % 251))
+			if (buf[i] != (unsigned char)((total + (size_t)i) % 251))
 				r->bad_pattern = true;
-		/* Atomic: a lockstep writer thread watches it. */
-		__atomic_store_n(&r->total, r->total + (size_t)n, __ATOMIC_RELEASE);
+		total += (size_t)n;
 	}
+	/* Atomic: a lockstep writer thread watches it.  Only once the drain is over, so
+	 * that the writer's next batch needs an event of its own (published inside the
+	 * loop, the batch could land in this drain's next read). */
+	__atomic_store_n(&r->total, total, __ATOMIC_RELEASE);
 	if (n == 0 || (events & PRISM_LOOP_HUP))
 		r->hup = true;
 	if (r->close_at && r->total >= r->close_at && !r->done) {
