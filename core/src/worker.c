@@ -27,6 +27,7 @@
 #include "base/cpu.h"
 #include "base/log.h"
 #include "rt.h"
+#include "rt_period.h"
 
 struct prism_task_ctx {
 	const struct rt_fn *fn;
@@ -410,53 +411,23 @@ static void become_realtime(int cpu, uint32_t spin_us, uint32_t flags)
  * The actor then runs at most ~7/8 of the time, below the kernel's throttling of a
  * SCHED_FIFO thread that never sleeps (95 %).  Arrivals closer than half the learned gap
  * (bursts) change nothing; one more than half as long again (a skipped call, a pause)
- * moves the phase but not the gap, which follows only three such in a row.  While the
+ * moves the phase but not the gap (rt_period.h says when the gap follows).  While the
  * actor sleeps, a keeper (base/cpu.h) keeps its CPU from halting, so that its timer
  * and the caller's doorbell find a running CPU. */
 #define RT_WAKE_EARLY_NS (300 * PRISM_NS_PER_US)
 #define RT_WAKE_EARLY_MIN (100 * PRISM_NS_PER_US)
 #define RT_SHORT_GAP_NS (2 * PRISM_NS_PER_MS + 200 * PRISM_NS_PER_US)
-#define RT_GAP_MAX_NS (PRISM_NS_PER_SEC)
 static struct {
-	uint64_t last;  /* when the last call (or message) was seen */
-	uint64_t gap;   /* the learned gap between calls, 0 = none yet */
-	uint64_t late;  /* how late the early wake-up's timer fires (moving average) */
-	uint64_t long_; /* the gaps longer than the period in a row: their mean ... */
-	uint32_t nlong; /* ... and how many */
+	struct rt_period period; /* of the calls (rt_period.h) */
+	uint64_t late;           /* how late the early wake-up's timer fires (moving average) */
 } ahead;
-
-static void rt_actor_arrival(uint64_t now)
-{
-	uint64_t d = now - ahead.last;
-	if (!ahead.last || d > RT_GAP_MAX_NS) {
-		ahead.gap = 0; /* the first call, or calls stopped for a while: learn again */
-		ahead.nlong = 0;
-	} else if (ahead.gap && d < ahead.gap / 2) {
-		return; /* a burst: the period's phase stays */
-	} else if (ahead.gap && d > ahead.gap + ahead.gap / 2) {
-		/* A call skipped, a pause, or a new period: the phase moves to this call, the
-		 * period only once three such gaps in a row agree within a quarter. */
-		bool agree = ahead.nlong && d > ahead.long_ - ahead.long_ / 4 &&
-			     d < ahead.long_ + ahead.long_ / 4;
-		ahead.long_ = agree ? (ahead.long_ * ahead.nlong + d) / (ahead.nlong + 1) : d;
-		ahead.nlong = agree ? ahead.nlong + 1 : 1;
-		if (ahead.nlong == 3) {
-			ahead.gap = ahead.long_;
-			ahead.nlong = 0;
-		}
-	} else {
-		ahead.gap = ahead.gap ? (3 * ahead.gap + d) / 4 : d;
-		ahead.nlong = 0;
-	}
-	ahead.last = now;
-}
 
 static int rt_actor_wait(void)
 {
 	if (rt.spin_ns == RT_SPIN_FOREVER)
 		return prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
-	uint64_t now = prism_now_ns(), due = ahead.gap ? ahead.last + ahead.gap : 0;
-	uint64_t early = 2 * ahead.late + RT_WAKE_EARLY_MIN, gap = ahead.gap;
+	uint64_t now = prism_now_ns(), due = rt_period_due(&ahead.period);
+	uint64_t early = 2 * ahead.late + RT_WAKE_EARLY_MIN, gap = ahead.period.gap;
 	uint64_t room = gap > rt.spin_ns + gap / 8 ? gap - rt.spin_ns - gap / 8 : 0;
 	if (early < RT_WAKE_EARLY_NS)
 		early = RT_WAKE_EARLY_NS;
@@ -478,7 +449,7 @@ static int rt_actor_wait(void)
 		r = prism_ring_wait_any(rt.waitset, rt.nwait, rt.spin_ns, -1);
 	}
 	if (r >= 0)
-		rt_actor_arrival(prism_now_ns());
+		rt_period_arrival(&ahead.period, prism_now_ns());
 	return r;
 }
 
