@@ -27,8 +27,7 @@ struct rt_period {
 	uint64_t prev;      /* the last call of any kind */
 	uint64_t long_;     /* the gaps longer than the period in a row: their mean ... */
 	uint32_t nlong;     /* ... and how many */
-	uint64_t short_;    /* the run of shorter intervals: their mean ... */
-	uint64_t short_sum; /* ... their sum ... */
+	uint64_t short_sum; /* the run of shorter intervals: their sum ... */
 	uint32_t nshort;    /* ... and how many */
 };
 
@@ -48,12 +47,11 @@ static inline void rt_period_arrival(struct rt_period *p, uint64_t now)
 	}
 	/* A shorter period shows as a run of agreeing intervals under half the gap. */
 	if (p->gap && r < p->gap / 2) {
-		bool agree = p->nshort && rt_period_agree(p->short_, r);
+		bool agree = p->nshort && rt_period_agree(p->short_sum / p->nshort, r);
 		p->nshort = agree ? p->nshort + 1 : 1;
 		p->short_sum = agree ? p->short_sum + r : r;
-		p->short_ = p->short_sum / p->nshort;
 		if (p->nshort >= 3 && p->short_sum >= p->gap) {
-			p->gap = p->short_;
+			p->gap = p->short_sum / p->nshort;
 			p->last = now;
 			p->nshort = p->nlong = 0;
 			return;

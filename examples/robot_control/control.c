@@ -373,13 +373,16 @@ static void sleep_until(uint64_t t_ns)
 struct outstanding {
 	prism_ref ref;
 	uint64_t tick, sent;
-	struct ctl_stats *to; /* where it counts */
+	struct ctl_stats *to; /* where it counts (NULL: a warm-up tick) */
 };
 
 /* An action that came back for the call sent at `sent` for tick `tick`. */
+/* s NULL: a warm-up tick, not counted. */
 static void arrived(struct ctl_stats *s, uint64_t tick, uint64_t sent, uint64_t now,
 		    bool applied)
 {
+	if (!s)
+		return;
 	prism_hist_record(s->rtt, now - sent);
 	if (now - tick > ctl_late_threshold_ns(s->period_ns)) {
 		s->late++;
@@ -398,6 +401,8 @@ static void arrived(struct ctl_stats *s, uint64_t tick, uint64_t sent, uint64_t 
 
 static void lost(struct ctl_stats *s, uint64_t tick, int rc)
 {
+	if (!s)
+		return;
 	s->lost++;
 	if (s->tracemark_fd >= 0)
 		dprintf(s->tracemark_fd, "prism-ctl lost: tick %llu (%s)\n",
@@ -411,7 +416,7 @@ static void reap(struct outstanding *out, uint32_t *nout, bool final)
 	for (uint32_t i = 0; i < *nout;) {
 		const void *d;
 		size_t n;
-		int rc = prism_get(out[i].ref, final ? 0 : 0, &d, &n);
+		int rc = prism_get(out[i].ref, 0, &d, &n);
 		if (rc == PRISM_E_TIMEOUT && !final) {
 			i++;
 			continue;
@@ -432,17 +437,15 @@ int ctl_run(ctl_robot *r, uint64_t period_ns, uint64_t ticks, struct ctl_stats *
 	uint64_t step_ewma = 50 * PRISM_NS_PER_US; /* one physics step; learnt as we go */
 	uint64_t sim_debt = 0;
 	size_t act_bytes = r->act_dim * sizeof(float);
-	/* The warm-up ticks count in a scratch record. */
-	struct ctl_stats warm;
-	if (s->warmup && ctl_stats_init(&warm, period_ns) != 0)
-		return -ENOMEM;
 	uint64_t tick = prism_now_ns() + 2 * PRISM_NS_PER_MS;
 	for (uint64_t k = 0; k < ticks; k++, tick += period_ns) {
-		struct ctl_stats *c = k < s->warmup ? &warm : s;
+		struct ctl_stats *c = k < s->warmup ? NULL : s; /* NULL: warm-up, not counted */
 		sleep_until(tick);
 		uint64_t woke = prism_now_ns();
-		prism_hist_record(c->jitter, woke > tick ? woke - tick : 0);
-		c->ticks++;
+		if (c) {
+			prism_hist_record(c->jitter, woke > tick ? woke - tick : 0);
+			c->ticks++;
+		}
 		if (nout)
 			reap(out, &nout, false);
 		/* The observation to the policy, due to start before the next tick, and not
@@ -510,29 +513,18 @@ int ctl_run(ctl_robot *r, uint64_t period_ns, uint64_t ticks, struct ctl_stats *
 			prism_wait(&out[0].ref, 1, 1, 1 * (int64_t)PRISM_NS_PER_MS, NULL);
 	}
 	reap(out, &nout, true);
-	if (s->warmup)
-		ctl_stats_fini(&warm);
 	return 0;
 }
 
 /* The floor's second timer loop, on the policy's CPU: the same ticks, its lateness. */
 struct floor2 {
-	int cpu, prio;
 	uint64_t first, period, ticks;
 	uint64_t *lat;
-	int err;
 };
 
 static void *floor2_main(void *arg)
 {
 	struct floor2 *f = arg;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(f->cpu, &set);
-	struct sched_param sp = {.sched_priority = f->prio};
-	f->err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	if (f->err == 0 && f->prio > 0)
-		f->err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 	uint64_t tick = f->first;
 	for (uint64_t k = 0; k < f->ticks; k++, tick += f->period) {
 		sleep_until(tick);
@@ -542,33 +534,52 @@ static void *floor2_main(void *arg)
 	return NULL;
 }
 
+/* Start the second loop on cpu at the caller's policy and priority. */
+static int floor2_start(struct floor2 *f, int cpu, pthread_t *t)
+{
+	pthread_attr_t attr;
+	struct sched_param sp = {0};
+	cpu_set_t one;
+	int pol = sched_getscheduler(0);
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	pthread_attr_init(&attr);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	if (pol != SCHED_FIFO || sched_getparam(0, &sp) != 0) {
+		pol = SCHED_OTHER;
+		sp.sched_priority = 0;
+	}
+	pthread_attr_setschedpolicy(&attr, pol);
+	pthread_attr_setschedparam(&attr, &sp);
+	pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+	int rc = pthread_create(t, &attr, floor2_main, f);
+	pthread_attr_destroy(&attr);
+	return -rc;
+}
+
 int ctl_floor_run(uint64_t period_ns, uint64_t ticks, struct ctl_stats *s)
 {
 	uint64_t thr = ctl_late_threshold_ns(period_ns);
 	uint64_t tick = prism_now_ns() + 2 * PRISM_NS_PER_MS;
-	struct floor2 f2 = {
-		.cpu = s->floor_cpu2, .first = tick, .period = period_ns, .ticks = ticks};
-	pthread_t t2;
+	/* With a second CPU: both loops' lateness per tick, compared once they are over. */
 	bool two = s->floor_cpu2 >= 0;
+	struct floor2 f2 = {.first = tick, .period = period_ns, .ticks = ticks};
+	uint64_t *lat0 = NULL;
+	pthread_t t2;
 	if (two) {
-		struct sched_param sp;
-		int pol = sched_getscheduler(0);
-		f2.prio = pol == SCHED_FIFO && sched_getparam(0, &sp) == 0 ? sp.sched_priority
-									   : 0;
+		lat0 = prism_calloc(ticks, sizeof(uint64_t));
 		f2.lat = prism_calloc(ticks, sizeof(uint64_t));
-		if (!f2.lat)
-			return -ENOMEM;
-		int rc = pthread_create(&t2, NULL, floor2_main, &f2);
+		int rc = lat0 && f2.lat ? floor2_start(&f2, s->floor_cpu2, &t2) : -ENOMEM;
 		if (rc) {
+			prism_free(lat0);
 			prism_free(f2.lat);
-			return -rc;
+			return rc;
 		}
 	}
-	uint64_t *lat0 = two ? prism_calloc(ticks, sizeof(uint64_t)) : NULL;
 	for (uint64_t k = 0; k < ticks; k++, tick += period_ns) {
 		sleep_until(tick);
 		uint64_t woke = prism_now_ns(), lat = woke > tick ? woke - tick : 0;
-		if (lat0)
+		if (two)
 			lat0[k] = lat;
 		if (k < s->warmup)
 			continue;
@@ -582,23 +593,20 @@ int ctl_floor_run(uint64_t period_ns, uint64_t ticks, struct ctl_stats *s)
 				(unsigned long long)tick,
 				(unsigned long long)(lat / PRISM_NS_PER_US));
 	}
-	int rc = 0;
-	if (two) {
-		pthread_join(t2, NULL);
-		rc = f2.err ? -f2.err : lat0 ? 0 : -ENOMEM;
-		for (uint64_t k = s->warmup; rc == 0 && k < ticks; k++) {
-			s->late_either += lat0[k] > thr || f2.lat[k] > thr;
-			if (f2.lat[k] > thr && s->tracemark_fd >= 0)
-				dprintf(s->tracemark_fd,
-					"prism-ctl floor late on CPU %d: tick %llu woke +%llu "
-					"us\n",
-					f2.cpu, (unsigned long long)(f2.first + k * period_ns),
-					(unsigned long long)(f2.lat[k] / PRISM_NS_PER_US));
-		}
-		prism_free(f2.lat);
-		prism_free(lat0);
+	if (!two)
+		return 0;
+	pthread_join(t2, NULL);
+	for (uint64_t k = s->warmup; k < ticks; k++) {
+		s->late_either += lat0[k] > thr || f2.lat[k] > thr;
+		if (f2.lat[k] > thr && s->tracemark_fd >= 0)
+			dprintf(s->tracemark_fd,
+				"prism-ctl floor late on CPU %d: tick %llu woke +%llu us\n",
+				s->floor_cpu2, (unsigned long long)(f2.first + k * period_ns),
+				(unsigned long long)(f2.lat[k] / PRISM_NS_PER_US));
 	}
-	return rc;
+	prism_free(lat0);
+	prism_free(f2.lat);
+	return 0;
 }
 
 /* The driver's CPU kept from halting while it sleeps, from ctl_become_realtime(). */

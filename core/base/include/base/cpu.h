@@ -38,7 +38,7 @@ static inline void prism_cpu_relax(void)
 typedef struct prism_cpu_keeper prism_cpu_keeper;
 
 /* Start a keeper on cpu (>= 0).  Errors: -EINVAL (no such CPU, or not one this process
- * may run on), -errno from pthread_create, sched_setaffinity or sched_setscheduler. */
+ * may run on), -errno from pthread_create or pthread_setschedparam. */
 PRISM_API int prism_cpu_keeper_start(int cpu, prism_cpu_keeper **out);
 /* Stop it and wait for its thread to end.  NULL is a no-op. */
 PRISM_API void prism_cpu_keeper_stop(prism_cpu_keeper *k);
