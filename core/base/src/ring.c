@@ -274,14 +274,18 @@ static int any_ready(prism_ring *const *rings, unsigned n)
 }
 
 /* Sleep on the doorbell the rings share until woken or until `deadline` (prism_now_ns;
- * 0 = none).  Returns -ETIMEDOUT once the deadline has passed. */
-static int sleep_on(prism_ring *const *rings, unsigned nrings, uint64_t deadline)
+ * 0 = none).  Returns -ETIMEDOUT once the deadline has passed.  A non-zero *flag (if
+ * flag) is a reason not to sleep, checked after `sleeping` is published, as the rings
+ * are: whoever sets it and then wakes the doorbell is never missed. */
+static int sleep_on(prism_ring *const *rings, unsigned nrings, uint64_t deadline,
+		    const uint32_t *flag)
 {
 	struct doorbell *bell = rings[0]->bell;
 	uint32_t seq = atomic_load_explicit(&bell->word, memory_order_acquire);
 	atomic_store_explicit(&bell->sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (any_ready(rings, nrings) >= 0) {
+	if (any_ready(rings, nrings) >= 0 ||
+	    (flag && __atomic_load_n(flag, __ATOMIC_RELAXED))) {
 		atomic_store_explicit(&bell->sleeping, 0, memory_order_relaxed);
 		return 0;
 	}
@@ -310,6 +314,7 @@ struct poll_ctx {
 	unsigned n;
 	void *objs;
 	unsigned max;
+	const uint32_t *flag; /* prism_ring_wait_any_flag: ends the wait when set */
 };
 
 static inline int poll_dequeue(const struct poll_ctx *p)
@@ -346,7 +351,7 @@ static inline __attribute__((always_inline)) int spin_then_sleep(
 			rte_pause();
 			continue;
 		}
-		if (sleep_on(p->rings, p->n, deadline) == -ETIMEDOUT)
+		if (sleep_on(p->rings, p->n, deadline, p->flag) == -ETIMEDOUT)
 			return PRISM_E_TIMEOUT;
 	}
 }
@@ -377,6 +382,28 @@ int prism_ring_wait_any(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
 		return ready >= 0 ? ready : PRISM_E_TIMEOUT;
 	struct poll_ctx p = {.rings = rings, .n = n};
 	return spin_then_sleep(&p, poll_any, spin_ns, timeout_ns);
+}
+
+static inline int poll_any_flag(const struct poll_ctx *p)
+{
+	if (__atomic_load_n(p->flag, __ATOMIC_ACQUIRE))
+		return (int)p->n;
+	return any_ready(p->rings, p->n);
+}
+
+int prism_ring_wait_any_flag(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
+			     int64_t timeout_ns, const uint32_t *flag)
+{
+	if (!rings || n == 0 || !flag)
+		return -EINVAL;
+	for (unsigned i = 1; i < n; i++)
+		if (rings[i]->bell != rings[0]->bell)
+			return -EINVAL;
+	struct poll_ctx p = {.rings = rings, .n = n, .flag = flag};
+	int ready = poll_any_flag(&p);
+	if (ready >= 0 || timeout_ns == 0)
+		return ready >= 0 ? ready : PRISM_E_TIMEOUT;
+	return spin_then_sleep(&p, poll_any_flag, spin_ns, timeout_ns);
 }
 
 unsigned prism_ring_count(const prism_ring *r)

@@ -82,6 +82,13 @@ int prism_ring_attach_shared(void *mem, size_t memsize, void *bell, prism_ring *
 int prism_ring_wait_any(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
 			int64_t timeout_ns);
 
+/* prism_ring_wait_any(), which also ends when *flag is non-zero: returns n then.  A
+ * thread that sets *flag and then calls prism_ring_wake() on one of the rings is never
+ * missed by a waiter about to sleep (the flag is checked after the waiter announces its
+ * sleep, like the rings).  -EINVAL without a flag. */
+int prism_ring_wait_any_flag(prism_ring *const *rings, unsigned n, uint64_t spin_ns,
+			     int64_t timeout_ns, const uint32_t *flag);
+
 /* Free the handle (not the ring memory).  NULL-safe. */
 void prism_ring_destroy(prism_ring *r);
 
