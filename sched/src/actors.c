@@ -636,7 +636,7 @@ static int connect_to(struct sched_node *n, struct actor *a, const struct chan_f
 }
 
 static void far_connect(struct sched_node *n, uint32_t slot, prism_id id);
-static bool far_kill(struct sched_node *n, prism_id id);
+static bool far_kill(struct sched_node *n, uint32_t slot, uint64_t req_id, prism_id id);
 
 void actors__on_connect(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *m)
 {
@@ -670,16 +670,22 @@ void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl
 	prism_id id;
 	memcpy(id.b, m->tail_, PRISM_ID_SIZE);
 	struct actor *a = find(n, id);
+	/* A kill is answered (req_id set) once the node knows whether the actor exists:
+	 * killing one that ended already is no error, as in Ray; one never created is. */
 	if (!a) {
-		if (n->cluster && n->remote)
-			far_kill(n, id);
+		if (!(n->cluster && n->remote))
+			deny_actor(n, slot, m->h.req_id, id, -ENOENT);
+		else if (!far_kill(n, slot, m->h.req_id, id))
+			deny_actor(n, slot, m->h.req_id, id, -ENOMEM);
 		return;
 	}
-	if (a->state == ACTOR_DEAD)
-		return;
-	char who[32];
-	snprintf(who, sizeof(who), "client %u", slot);
-	kill_actor(n, a, who);
+	if (a->state != ACTOR_DEAD) {
+		char who[32];
+		snprintf(who, sizeof(who), "client %u", slot);
+		kill_actor(n, a, who);
+	}
+	if (m->h.req_id)
+		answer_ok(n, slot, m->h.req_id, id, a->cls);
 }
 
 void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *cm)
@@ -943,6 +949,10 @@ static void on_found(void *arg, int status, struct transport_conn *c, prism_id n
 	if (status) {
 		if (f->kind == FAR_CONNECT)
 			deny_actor(n, f->client, 0, f->id, status);
+		else if (f->kind == FAR_KILL && f->req_id && status == PRISM_E_ACTOR_DIED)
+			answer_ok(n, f->client, f->req_id, f->id, 0); /* ended already */
+		else if (f->kind == FAR_KILL && f->req_id)
+			deny_actor(n, f->client, f->req_id, f->id, status);
 		far_drop(n, (uint32_t)i);
 		return;
 	}
@@ -950,7 +960,11 @@ static void on_found(void *arg, int status, struct transport_conn *c, prism_id n
 	f->c = c;
 	f->node = node;
 	if (f->kind == FAR_KILL) {
-		remote__send(n, c, PEER_M_ACTOR_KILL, 0, f->id.b, PRISM_ID_SIZE);
+		int rc = remote__send(n, c, PEER_M_ACTOR_KILL, 0, f->id.b, PRISM_ID_SIZE);
+		if (f->req_id && rc)
+			deny_actor(n, f->client, f->req_id, f->id, rc);
+		else if (f->req_id)
+			answer_ok(n, f->client, f->req_id, f->id, 0);
 		far_drop(n, (uint32_t)i);
 	} else {
 		far_ask(n, f);
@@ -972,8 +986,9 @@ static void far_lookup(struct sched_node *n, struct actor_far *f)
 		}
 	}
 	if (rc) {
-		if (f->kind == FAR_CONNECT)
-			deny_actor(n, f->client, 0, f->id, rc);
+		if (f->kind == FAR_CONNECT || (f->kind == FAR_KILL && f->req_id))
+			deny_actor(n, f->client, f->kind == FAR_KILL ? f->req_id : 0, f->id,
+				   rc);
 		far_drop(n, (uint32_t)(f - n->far));
 	}
 }
@@ -1000,17 +1015,27 @@ static void far_connect(struct sched_node *n, uint32_t slot, prism_id id)
 	}
 }
 
-static bool far_kill(struct sched_node *n, prism_id id)
+/* A kill of an actor on another node: sent to it now, or once a lookup found it.  The
+ * client is answered (req_id, if set) when it was sent or found to be impossible. */
+static bool far_kill(struct sched_node *n, uint32_t slot, uint64_t req_id, prism_id id)
 {
 	int o = far_owned(n, id);
 	if (o >= 0 && n->far[o].c) {
-		remote__send(n, n->far[o].c, PEER_M_ACTOR_KILL, 0, id.b, PRISM_ID_SIZE);
+		uint64_t cls = n->far[o].cls;
+		int rc = remote__send(n, n->far[o].c, PEER_M_ACTOR_KILL, 0, id.b, PRISM_ID_SIZE);
+		if (req_id && rc)
+			deny_actor(n, slot, req_id, id, rc);
+		else if (req_id)
+			answer_ok(n, slot, req_id, id, cls);
 		return true;
 	}
 	struct actor_far *f = far_new(n, FAR_KILL);
 	if (!f)
 		return false;
 	f->id = id;
+	f->client = slot;
+	f->gen = node__client(n, slot)->generation;
+	f->req_id = req_id;
 	far_lookup(n, f);
 	return true;
 }
