@@ -89,6 +89,7 @@ static void lease_free(struct sched_node *n, uint32_t l)
 		res_account(n, l, -1, w->blocked);
 		w->lease = -1;
 		w->blocked = false;
+		w->idle_since = prism_now_ns();
 	} else {
 		res_account(n, l, -1, false);
 	}

@@ -576,6 +576,7 @@ static void on_tick(prism_loop_timer *t, void *arg)
 	if (n->stop_requested)
 		prism_loop_stop(n->loop);
 	pool__reap_idle(n);
+	pool__reap_surplus(n);
 	ctl__flush_backlogs(n);
 	actors__tick(n);
 	ctl__dispatch(n);

@@ -65,6 +65,7 @@ struct client_local {
 	bool blocked;                  /* worker: lent its CPU back while blocked in a get */
 	int actor;                     /* worker: 1 + the actor it hosts, or 0 */
 	bool doomed;                   /* worker: killed, not reaped yet: never reused */
+	uint64_t idle_since;           /* worker: when it last had no lease */
 	struct sched_ctl_msg *backlog; /* down messages the ring had no room for */
 	uint32_t nbacklog, capbacklog;
 };
@@ -242,6 +243,13 @@ int pool__code_remote(struct sched_node *n, const char *exe, const char *cwd,
 		      const char *code_path, char **argv, char **env);
 void pool__free_codes(struct sched_node *n);
 bool pool__can_start(struct sched_node *n, int code, bool for_actor);
+/* Worker processes of all programs at most: the client table keeps room for drivers. */
+#define POOL_MAX_WORKERS (SCHED_MAX_CLIENTS - 8)
+/* Workers beyond max_workers (started for tasks blocked in nested gets) that had no
+ * lease this long are stopped: long enough that a program's next tree of nested calls
+ * finds them, short enough that a burst does not keep them for good. */
+#define POOL_SURPLUS_IDLE_NS (10 * PRISM_NS_PER_SEC)
+void pool__reap_surplus(struct sched_node *n);
 bool pool__broken(struct sched_node *n, int code);
 
 /* actors.c */

@@ -306,8 +306,11 @@ int pool__spawn(struct sched_node *n, int code)
 		return -rc;
 	}
 	struct client_local *cl = &n->cl[slot];
-	*cl = (struct client_local){
-		.kind = SCHED_KIND_WORKER, .code = code, .pid = pid, .lease = -1};
+	*cl = (struct client_local){.kind = SCHED_KIND_WORKER,
+				    .code = code,
+				    .pid = pid,
+				    .lease = -1,
+				    .idle_since = prism_now_ns()};
 	actors__fence_client(n, slot);
 	sc->pid = pid;
 	atomic_store(&sc->state, SCHED_CLIENT_RESERVED);
@@ -336,19 +339,59 @@ void pool__ensure(struct sched_node *n, int code)
 			break;
 }
 
+/* Worker processes of every program, and whether the client table keeps room for
+ * drivers beside one more. */
+static bool room_for_worker(struct sched_node *n)
+{
+	uint32_t all = 0;
+	for (int i = 0; i < (int)NODE_MAX_CODES; i++)
+		all += n->codes[i].workers;
+	return all < POOL_MAX_WORKERS;
+}
+
+/* Workers of a program blocked in a nested get (or wait) inside a task. */
+static uint32_t blocked_workers(struct sched_node *n, int code)
+{
+	uint32_t k = 0;
+	for (uint32_t s = 0; s < SCHED_MAX_CLIENTS; s++)
+		k += n->cl[s].kind == SCHED_KIND_WORKER && n->cl[s].code == code &&
+		     n->cl[s].blocked;
+	return k;
+}
+
 bool pool__can_start(struct sched_node *n, int code, bool for_actor)
 {
-	if (for_actor) {
-		/* A worker per actor, beyond max_workers (as in Ray), while the client table
-		 * keeps room for drivers. */
-		uint32_t all = 0;
-		for (int i = 0; i < (int)NODE_MAX_CODES; i++)
-			all += n->codes[i].workers;
-		return all < SCHED_MAX_CLIENTS - 8 &&
-		       n->codes[code].start_failures < MAX_START_FAILURES;
-	}
 	struct code *c = &n->codes[code];
-	return c->workers < n->o.max_workers && c->start_failures < MAX_START_FAILURES;
+	if (c->start_failures >= MAX_START_FAILURES)
+		return false;
+	/* A worker per actor, beyond max_workers (as in Ray). */
+	if (for_actor)
+		return room_for_worker(n);
+	if (c->workers < n->o.max_workers)
+		return true;
+	/* A worker blocked in a get lent its CPU back; one more may start for each, or a
+	 * tree of tasks that wait for their children would hold every worker while the
+	 * children wait for one (Ray does the same).  Bounded by the client table. */
+	return c->workers < n->o.max_workers + blocked_workers(n, code) && room_for_worker(n);
+}
+
+void pool__reap_surplus(struct sched_node *n)
+{
+	uint64_t now = prism_now_ns();
+	for (int i = 0; i < (int)NODE_MAX_CODES; i++) {
+		struct code *c = &n->codes[i];
+		uint32_t live = c->workers;
+		for (uint32_t s = 0; s < SCHED_MAX_CLIENTS && live > n->o.max_workers; s++) {
+			struct client_local *cl = &n->cl[s];
+			if (cl->kind != SCHED_KIND_WORKER || cl->code != i || cl->lease >= 0 ||
+			    cl->actor || cl->pid <= 0 || cl->doomed ||
+			    now - cl->idle_since < POOL_SURPLUS_IDLE_NS)
+				continue;
+			kill(cl->pid, SIGTERM);
+			cl->doomed = true;
+			live--;
+		}
+	}
 }
 
 bool pool__broken(struct sched_node *n, int code)
