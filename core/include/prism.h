@@ -46,6 +46,15 @@
  *
  * Threads.  The calls of one process must come from one thread at a time (the rings
  * under them have one producer and one consumer); tasks run one at a time in a worker.
+ * Work goes on while the program is away from prism: when tasks wait for a worker or for
+ * ref arguments and the program has made no prism call for 2 ms, a progress thread of
+ * libprism (started the first time such work waits) takes lease grants, pushes the
+ * tasks and launches those whose arguments became ready, until the next call.
+ *
+ * Nested waits.  A task that waits in prism_get()/prism_wait() gives its CPU back for the
+ * wait, and the node may start one worker beyond its max_workers (4 per CPU) for each
+ * task so blocked, up to 56 worker processes per node in all: trees of tasks that wait
+ * for their children finish.
  */
 #ifndef PRISM_H
 #define PRISM_H
@@ -156,7 +165,8 @@ PRISM_API void prism__worker_entry(void);
 
 /* Inside a task: set result `index` (0-based, below the call's num_returns) to a copy
  * of len bytes.  Results up to the node's inline limit (64 KiB) travel in the
- * completion; larger ones go through the object store. */
+ * completion; larger ones go through the object store, and so do the largest of results
+ * that together would not fit one completion (128 KiB). */
 PRISM_API int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t len);
 /* Inside a task: set result `index` to the value of a ref this task holds (for example
  * the result of a nested task): the caller receives the value. */
@@ -169,7 +179,10 @@ PRISM_API int prism_fail(prism_task_ctx *ctx, const char *fmt, ...)
 /* ---- futures ---------------------------------------------------------------------------- */
 
 /* An argument of a call: bytes (copied at submit time) or a ref, whose value the task
- * receives once it is ready. */
+ * receives once it is ready.  data may be NULL only with len 0.  A call's arguments may
+ * take any total size: each value up to the node's inline limit (64 KiB) travels in the
+ * task message while the whole message fits one lease ring (128 KiB); larger values, and
+ * the largest ones beyond that, go through the object store (as Ray does). */
 typedef struct prism_value {
 	const void *data;
 	size_t len;
@@ -245,8 +258,10 @@ PRISM_API int prism_node_stats_get(prism_node_stats *out);
 #define PRISM_MAX_RETURNS 16
 
 /* Submit a call of the function registered as `fn`.  Writes num_returns refs to out at
- * once; the task runs when its ref arguments are ready and a worker is free.  opts may
- * be NULL.  Errors: PRISM_E_UNKNOWN_FUNCTION, -EINVAL (argument count, options),
+ * once; the task runs when its ref arguments are ready and a worker is free.  The task
+ * holds what it needs of its ref arguments until it has run: releasing your own refs
+ * right after the submit is safe.  opts may be NULL.  Errors: PRISM_E_UNKNOWN_FUNCTION,
+ * -EINVAL (argument count, options, NULL data with a length),
  * PRISM_E_INFEASIBLE (resources the node does not have, or not that many: the message
  * lists what it has), PRISM_E_CLOSED (not initialised).  Tasks of one resource shape
  * queue apart from other shapes; at most 8 different shapes per process at once. */
@@ -415,7 +430,9 @@ PRISM_API int prism_actor_call(prism_actor actor, const char *method, const pris
  * forever).  -ENOENT when none appears in time. */
 PRISM_API int prism_actor_get(const char *name, int64_t timeout_ns, prism_actor *out);
 /* End an actor now (its worker is killed; no destructor runs).  Calls pending or made
- * later fail with PRISM_E_ACTOR_DIED; restarts do not apply. */
+ * later fail with PRISM_E_ACTOR_DIED; restarts do not apply.  Returns once the node has
+ * acted: 0 (also for an actor that had ended already), -ENOENT for a handle no actor
+ * ever had. */
 PRISM_API int prism_actor_kill(prism_actor actor);
 
 #ifdef __cplusplus

@@ -26,6 +26,9 @@
 
 #define RT_MAX_ACTORS 256u /* a power of two: open addressing by id */
 #define CREATE_TIMEOUT_NS (30 * PRISM_NS_PER_SEC)
+/* A kill of an actor on another node waits for a GCS lookup (2 s while no record is
+ * found, sched/src/actors.c): a generous bound on that. */
+#define KILL_TIMEOUT_NS (30 * PRISM_NS_PER_SEC)
 
 enum ac_state {
 	AC_FREE = 0,
@@ -48,6 +51,7 @@ struct rt_actor {
 
 static struct rt_actor actors[RT_MAX_ACTORS];
 static uint32_t backlog; /* entries with calls queued while their channel is open */
+static uint32_t nqueued; /* calls queued in every entry (waiting for a channel or room) */
 
 /* The answer to the one create or lookup this process waits for. */
 static struct {
@@ -91,6 +95,7 @@ static void mark_dead(struct rt_actor *a, int code, const char *why)
 	a->state = AC_DEAD;
 	a->dead_code = code;
 	snprintf(a->why, sizeof(a->why), "%s", why);
+	nqueued -= a->queued.count;
 	if (a->queued.count) {
 		rt_fail_msgs(&a->queued, code == PRISM_E_ACTOR_DIED ? code : PRISM_E_ACTOR_DIED,
 			     a->why);
@@ -117,6 +122,7 @@ static int enqueue(struct rt_actor *a, const struct sched_task_msg *m)
 	int rc = fl_push(&a->queued, m, m->h.len);
 	if (rc == 0 && a->state == AC_OPEN && a->queued.count == 1)
 		backlog++;
+	nqueued += rc == 0;
 	return rc;
 }
 
@@ -164,12 +170,14 @@ static void flush_one(struct rt_actor *a)
 			if (rt_deadline_stale(m, now)) {
 				rt_drop_stale(m, now);
 				fl_pop(&a->queued);
+				nqueued--;
 				continue;
 			}
 		}
 		if (push(a, m) != 0)
 			return;
 		fl_pop(&a->queued);
+		nqueued--;
 	}
 	backlog--;
 }
@@ -177,6 +185,11 @@ static void flush_one(struct rt_actor *a)
 bool rt_actor_backlog(void)
 {
 	return backlog != 0;
+}
+
+bool rt_actor_calls_queued(void)
+{
+	return nqueued != 0;
 }
 
 void rt_actor_flush(void)
@@ -259,6 +272,7 @@ void rt_actor_fini(void)
 		fl_free(&actors[i].queued);
 	memset(actors, 0, sizeof(actors));
 	backlog = 0;
+	nqueued = 0;
 	reply.req_id = 0;
 }
 
@@ -358,8 +372,8 @@ static int store_ctor(const struct rt_fn *cls, const prism_value *args, size_t n
 	return rc;
 }
 
-int prism_actor_create(const char *cls_name, const prism_value *args, size_t nargs,
-		       const prism_actor_opts *opts, prism_actor *out)
+static int actor_create_entered(const char *cls_name, const prism_value *args, size_t nargs,
+				const prism_actor_opts *opts, prism_actor *out)
 {
 	prism_actor_opts o = {0};
 	if (opts)
@@ -372,6 +386,9 @@ int prism_actor_create(const char *cls_name, const prism_value *args, size_t nar
 		rt_set_error("prism_actor_create: cls, out and args must not be NULL");
 		return -EINVAL;
 	}
+	int arc = rt_check_args(args, nargs, cls_name);
+	if (arc)
+		return arc;
 	const struct rt_fn *cls = rt_fn_by_name(cls_name);
 	if (!cls || cls->kind != RT_CLASS) {
 		rt_set_error("no actor class named '%s' is registered (PRISM_ACTOR)", cls_name);
@@ -456,8 +473,8 @@ int prism_actor_create(const char *cls_name, const prism_value *args, size_t nar
 	return 0;
 }
 
-int prism_actor_call(prism_actor actor, const char *method, const prism_value *args,
-		     size_t nargs, const prism_call_opts *opts, prism_ref *out)
+static int actor_call_entered(prism_actor actor, const char *method, const prism_value *args,
+			      size_t nargs, const prism_call_opts *opts, prism_ref *out)
 {
 	prism_call_opts o = {0};
 	if (opts) {
@@ -475,6 +492,8 @@ int prism_actor_call(prism_actor actor, const char *method, const prism_value *a
 		return -EINVAL;
 	}
 	int frc = rt_check_call_flags(&o, "prism_actor_call");
+	if (frc == 0)
+		frc = rt_check_args(args, nargs, method);
 	if (frc)
 		return frc;
 	uint64_t h = sched_fn_hash_more(sched_fn_hash_more(actor.cls, "."), method);
@@ -509,7 +528,7 @@ int prism_actor_call(prism_actor actor, const char *method, const prism_value *a
 	return rt_call(fn, (uint32_t)(a - actors), args, nargs, &o, out);
 }
 
-int prism_actor_get(const char *name, int64_t timeout_ns, prism_actor *out)
+static int actor_get_entered(const char *name, int64_t timeout_ns, prism_actor *out)
 {
 	if (!rt.up) {
 		rt_set_error("prism_init() has not been called");
@@ -546,20 +565,65 @@ int prism_actor_get(const char *name, int64_t timeout_ns, prism_actor *out)
 	}
 }
 
-int prism_actor_kill(prism_actor actor)
+static int actor_kill_entered(prism_actor actor)
 {
 	if (!rt.up) {
 		rt_set_error("prism_init() has not been called");
 		return PRISM_E_CLOSED;
 	}
-	if (prism_id_is_nil(actor.id))
+	if (prism_id_is_nil(actor.id)) {
+		rt_set_error("prism_actor_kill: the handle is nil");
 		return -EINVAL;
-	int rc = send_with_id(SCHED_M_ACTOR_KILL, actor.id, 0);
+	}
+	/* The node answers once it knows the actor (-ENOENT: none with that id). */
+	struct sched_ctl_msg m = {
+		.h = {.len = sizeof(m), .type = SCHED_M_ACTOR_KILL, .nslots = 1}};
+	memcpy(m.tail_, actor.id.b, PRISM_ID_SIZE);
+	int rc = ask(&m.h, KILL_TIMEOUT_NS);
+	if (rc == -ENOENT)
+		rt_set_error("prism_actor_kill: no actor with that id exists (never created)");
+	else if (rc)
+		rt_set_error("prism_actor_kill: %s", prism_strerror(rc));
 	struct rt_actor *a = entry(actor.id, false);
 	if (a) {
 		if (a->state == AC_OPEN && a->queued.count)
 			backlog--;
 		mark_dead(a, PRISM_E_ACTOR_DIED, "the actor was killed (prism_actor_kill)");
 	}
+	rt_launch_ready();
+	return rc;
+}
+
+int prism_actor_create(const char *cls_name, const prism_value *args, size_t nargs,
+		       const prism_actor_opts *opts, prism_actor *out)
+{
+	rt_enter();
+	int rc = actor_create_entered(cls_name, args, nargs, opts, out);
+	rt_leave();
+	return rc;
+}
+
+int prism_actor_call(prism_actor actor, const char *method, const prism_value *args,
+		     size_t nargs, const prism_call_opts *opts, prism_ref *out)
+{
+	rt_enter();
+	int rc = actor_call_entered(actor, method, args, nargs, opts, out);
+	rt_leave();
+	return rc;
+}
+
+int prism_actor_get(const char *name, int64_t timeout_ns, prism_actor *out)
+{
+	rt_enter();
+	int rc = actor_get_entered(name, timeout_ns, out);
+	rt_leave();
+	return rc;
+}
+
+int prism_actor_kill(prism_actor actor)
+{
+	rt_enter();
+	int rc = actor_kill_entered(actor);
+	rt_leave();
 	return rc;
 }

@@ -380,7 +380,9 @@ size_t rt_poll_once(void)
 	size_t done = 0;
 	for (uint32_t i = 0; i < rt.nactive; i++)
 		done += drain_done(rt.active[i], 256);
-	/* Completions made room: tasks waiting here can go. */
+	/* Tasks whose arguments became ready go now, and completions made room: tasks
+	 * waiting here can go. */
+	rt_launch_ready();
 	if (done && rt_any_queued())
 		rt_flush_queued();
 	return n + done;
@@ -865,8 +867,11 @@ void prism_shutdown(void)
 {
 	if (!rt.up && !rt.node_pid)
 		return;
+	rt_enter();
+	rt_progress_stop();
 	rt.up = false;
 	obj_table_fini();
 	rt_detach();
 	stop_embedded_node();
+	rt_leave();
 }

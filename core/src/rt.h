@@ -263,9 +263,18 @@ bool rt_any_queued(void);
  * shape is the resource shape, or for a method the actor's index.  Refs go to out. */
 int rt_call(const struct rt_fn *fn, uint32_t shape, const prism_value *args, size_t nargs,
 	    const prism_call_opts *o, prism_ref *out);
+/* Launch the tasks whose last ref argument became ready since the last call (they wait
+ * in a list meanwhile: see notify() in submit.c).  Called where no queue is being
+ * walked: after each poll, submit and kill. */
+void rt_launch_ready(void);
+bool rt_ready_pending(void);
+/* Whether submitted tasks wait here for ref arguments. */
+bool rt_tasks_waiting(void);
 /* Fail a stale call that asked to be dropped (PRISM_E_DEADLINE) and count it; the
  * caller pops it from its queue. */
 void rt_drop_stale(const struct sched_task_msg *m, uint64_t now);
+/* -EINVAL, with the error set, for an argument with NULL data and a length. */
+int rt_check_args(const prism_value *args, size_t nargs, const char *what);
 /* -EINVAL, with the error set, for flags a call may not have. */
 int rt_check_call_flags(const prism_call_opts *o, const char *what);
 /* Fail every message of q with code and why (function name first), and drop them. */
@@ -279,12 +288,23 @@ int rt_actor_dispatch(const struct sched_task_msg *m);
 void rt_actor_flush(void);
 /* Whether calls wait for room in an open channel. */
 bool rt_actor_backlog(void);
+/* Whether calls wait here at all (for a channel, or room in one). */
+bool rt_actor_calls_queued(void);
 void rt_actor_on_ctl(const struct sched_ctl_msg *m);
 /* The lease (opened by client.c) is the channel to the actor the message names. */
 void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m);
 void rt_actor_fini(void);
 /* The channel to a died with its worker (its calls in flight are failed already). */
 void rt_actor_chan_lost(struct rt_actor *a);
+
+/* ---- progress.c: who may touch the runtime, and the progress thread ----------------------- */
+
+/* Every public call runs between rt_enter() and rt_leave() (nested calls count depth);
+ * so does a worker's task loop, which leaves around the user's code. */
+void rt_enter(void);
+void rt_leave(void);
+/* Stop and join the progress thread (the caller has entered). */
+void rt_progress_stop(void);
 
 /* ---- worker.c ------------------------------------------------------------------------------- */
 

@@ -72,6 +72,7 @@ struct dep {
 /* A task waiting for ref arguments.  Bytes arguments were copied; ref arguments are
  * retained until it is dispatched. */
 struct task_wait {
+	struct task_wait *next_ready; /* in the ready list, once pending reached 0 */
 	prism_id task;
 	const struct rt_fn *fn;
 	prism_call_opts o; /* resources already turned into shape */
@@ -578,6 +579,36 @@ static void unresolve(const struct rarg *a, size_t n)
 			done_with(a[i].id, a[i].temp);
 }
 
+/* The largest bytes argument goes through the store instead: arguments of any total
+ * size are accepted, as in Ray, and each one up to the inline limit travels in the
+ * message only while the whole message fits a lease ring.  *len is the message's new
+ * length; PRISM_E_TOO_BIG when nothing is left to move. */
+static int spill_largest(struct rarg *a, size_t nargs, size_t *len)
+{
+	size_t best = nargs;
+	for (size_t i = 0; i < nargs; i++)
+		if (a[i].kind == SCHED_ARG_INLINE && a[i].len > PRISM_ID_SIZE &&
+		    (best == nargs || a[i].len > a[best].len))
+			best = i;
+	if (best == nargs) {
+		rt_set_error("the call's %zu arguments take %zu bytes even with every value in "
+			     "the object store, more than a task message holds (%u)",
+			     nargs, *len, SCHED_MSG_MAX);
+		return PRISM_E_TOO_BIG;
+	}
+	prism_id id;
+	int rc = temp_put(a[best].data, a[best].len, &id);
+	if (rc) {
+		rt_set_error("argument %zu (%zu bytes) does not fit in the object store: %s",
+			     best, a[best].len, prism_strerror(rc));
+		return rc;
+	}
+	a[best] =
+		(struct rarg){.kind = SCHED_ARG_STORE, .temp = 1, .len = a[best].len, .id = id};
+	*len = msg_size(a, nargs);
+	return 0;
+}
+
 /* Build and dispatch a task whose arguments are all resolved (or one failed). */
 static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *o,
 		  uint32_t shape, const prism_value *args, size_t nargs)
@@ -604,14 +635,11 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 		size_t len = msg_size(ra, nargs);
 		uint8_t stack_msg[STACK_MSG] __attribute__((aligned(64)));
 		uint8_t *buf = stack_msg;
-		if (len > SCHED_MSG_MAX) {
-			rt_set_error("the call's arguments take %zu bytes, more than a task "
-				     "message holds (%u)",
-				     len, SCHED_MSG_MAX);
-			rc = PRISM_E_TOO_BIG;
-		} else if (len > sizeof(stack_msg) &&
-			   !(buf = prism_aligned_alloc(64, sched_msg_slots((uint32_t)len) *
-								   SCHED_SLOT))) {
+		while (rc == 0 && len > SCHED_MSG_MAX)
+			rc = spill_largest(ra, nargs, &len);
+		if (rc == 0 && len > sizeof(stack_msg) &&
+		    !(buf = prism_aligned_alloc(64,
+						sched_msg_slots((uint32_t)len) * SCHED_SLOT))) {
 			rc = -ENOMEM;
 		}
 		if (rc == 0) {
@@ -630,8 +658,16 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 	return rc;
 }
 
+static uint32_t nwaiting; /* task_waits alive */
+
+bool rt_tasks_waiting(void)
+{
+	return nwaiting != 0;
+}
+
 static void wait_finish(struct task_wait *t)
 {
+	nwaiting--;
 	int rc = launch(t->task, t->fn, &t->o, t->shape, t->args, t->nargs);
 	unsigned nret = t->o.num_returns ? t->o.num_returns : 1;
 	if (rc)
@@ -647,6 +683,13 @@ static void wait_finish(struct task_wait *t)
 	prism_free(t);
 }
 
+/* Tasks whose last dependency became ready, launched in that order by
+ * rt_launch_ready().  notify() runs in the middle of walking a lease's in-flight queue
+ * or a shape's queue (a completion, a lost worker, a denied lease), and launching a task
+ * pushes into those very queues (which may move their buffers): so it only links the
+ * task here, and the walk's caller launches once it is done. */
+static struct task_wait *ready_head, *ready_tail;
+
 /* Called when o stops being pending: tasks waiting for it may go. */
 static void notify(struct obj *o)
 {
@@ -654,11 +697,39 @@ static void notify(struct obj *o)
 	o->waiters = NULL;
 	while (d) {
 		struct dep *next = d->next;
-		if (--d->t->pending == 0)
-			wait_finish(d->t);
+		struct task_wait *t = d->t;
+		if (--t->pending == 0) {
+			t->next_ready = NULL;
+			if (ready_tail)
+				ready_tail->next_ready = t;
+			else
+				ready_head = t;
+			ready_tail = t;
+		}
 		prism_free(d);
 		d = next;
 	}
+}
+
+void rt_launch_ready(void)
+{
+	static bool running; /* a launch that fails notifies: its dependents join the list */
+	if (running)
+		return;
+	running = true;
+	while (ready_head) {
+		struct task_wait *t = ready_head;
+		ready_head = t->next_ready;
+		if (!ready_head)
+			ready_tail = NULL;
+		wait_finish(t);
+	}
+	running = false;
+}
+
+bool rt_ready_pending(void)
+{
+	return ready_head != NULL;
 }
 
 static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o,
@@ -672,6 +743,7 @@ static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o
 		prism_free(t);
 		return -ENOMEM;
 	}
+	nwaiting++;
 	t->task = task;
 	t->fn = fn;
 	t->o = *o;
@@ -730,6 +802,17 @@ const prism_function *prism_function_get(const char *name)
 	return (const prism_function *)fn;
 }
 
+int rt_check_args(const prism_value *args, size_t nargs, const char *what)
+{
+	for (size_t i = 0; i < nargs; i++)
+		if (prism_id_is_nil(args[i].ref.id) && !args[i].data && args[i].len) {
+			rt_set_error("%s: argument %zu has no data but a length of %zu bytes",
+				     what, i, args[i].len);
+			return -EINVAL;
+		}
+	return 0;
+}
+
 int rt_check_call_flags(const prism_call_opts *o, const char *what)
 {
 	if (o->flags & ~PRISM_CALL_DROP_LATE) {
@@ -773,6 +856,7 @@ int rt_call(const struct rt_fn *fn, uint32_t shape, const prism_value *args, siz
 	if (rc == 0)
 		rc = pending ? defer(task, fn, o, shape, args, nargs)
 			     : launch(task, fn, o, shape, args, nargs);
+	rt_launch_ready();
 	if (rc) {
 		for (unsigned i = 0; i < made; i++)
 			prism_ref_release(out[i]);
@@ -795,8 +879,8 @@ int prism_submit(const char *name, const prism_value *args, size_t nargs,
 	return prism_submit_fn(fn, args, nargs, opts, out);
 }
 
-int prism_submit_fn(const prism_function *handle, const prism_value *args, size_t nargs,
-		    const prism_call_opts *opts, prism_ref *out)
+static int submit_fn_entered(const prism_function *handle, const prism_value *args,
+			     size_t nargs, const prism_call_opts *opts, prism_ref *out)
 {
 	prism_call_opts o = {0};
 	const struct rt_fn *fn = (const struct rt_fn *)handle;
@@ -822,6 +906,8 @@ int prism_submit_fn(const prism_function *handle, const prism_value *args, size_
 		return -EINVAL;
 	}
 	int frc = rt_check_call_flags(&o, "prism_submit");
+	if (frc == 0)
+		frc = rt_check_args(args, nargs, name);
 	if (frc)
 		return frc;
 	uint32_t shape;
@@ -1025,7 +1111,7 @@ static bool obj_settled(void *arg)
 	return ((struct obj *)arg)->state != OBJ_PENDING;
 }
 
-int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+static int get_entered(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 {
 	if (!rt.up)
 		return PRISM_E_CLOSED;
@@ -1067,8 +1153,8 @@ static bool enough_ready(void *arg)
 	return w->count >= w->want;
 }
 
-int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeout_ns,
-	       bool *ready)
+static int wait_entered(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeout_ns,
+			bool *ready)
 {
 	if (!rt.up)
 		return PRISM_E_CLOSED;
@@ -1085,7 +1171,7 @@ int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeou
 	return rc && rc != PRISM_E_TIMEOUT ? rc : (int)w.count;
 }
 
-int prism_put(const void *data, size_t len, prism_ref *out)
+static int put_entered(const void *data, size_t len, prism_ref *out)
 {
 	if (!rt.up)
 		return PRISM_E_CLOSED;
@@ -1114,7 +1200,7 @@ int prism_put(const void *data, size_t len, prism_ref *out)
 	return 0;
 }
 
-int prism_ref_retain(prism_ref ref)
+static int ref_retain_entered(prism_ref ref)
 {
 	struct obj *o = held(ref.id);
 	if (!o)
@@ -1123,7 +1209,7 @@ int prism_ref_retain(prism_ref ref)
 	return 0;
 }
 
-int prism_ref_release(prism_ref ref)
+static int ref_release_entered(prism_ref ref)
 {
 	struct obj *o = held(ref.id);
 	if (!o)
@@ -1131,4 +1217,54 @@ int prism_ref_release(prism_ref ref)
 	if (--o->refs == 0 && !o->waiters && !o->uses)
 		obj_drop(o);
 	return 0;
+}
+
+int prism_submit_fn(const prism_function *handle, const prism_value *args, size_t nargs,
+		    const prism_call_opts *opts, prism_ref *out)
+{
+	rt_enter();
+	int rc = submit_fn_entered(handle, args, nargs, opts, out);
+	rt_leave();
+	return rc;
+}
+
+int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
+{
+	rt_enter();
+	int rc = get_entered(ref, timeout_ns, data, len);
+	rt_leave();
+	return rc;
+}
+
+int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeout_ns,
+	       bool *ready)
+{
+	rt_enter();
+	int rc = wait_entered(refs, n, num_ready, timeout_ns, ready);
+	rt_leave();
+	return rc;
+}
+
+int prism_put(const void *data, size_t len, prism_ref *out)
+{
+	rt_enter();
+	int rc = put_entered(data, len, out);
+	rt_leave();
+	return rc;
+}
+
+int prism_ref_retain(prism_ref ref)
+{
+	rt_enter();
+	int rc = ref_retain_entered(ref);
+	rt_leave();
+	return rc;
+}
+
+int prism_ref_release(prism_ref ref)
+{
+	rt_enter();
+	int rc = ref_release_entered(ref);
+	rt_leave();
+	return rc;
 }

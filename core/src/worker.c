@@ -88,40 +88,73 @@ static void drop_result(prism_task_ctx *ctx, unsigned i)
 	memset(&ctx->ret[i], 0, sizeof(ctx->ret[i]));
 }
 
+/* Result `index` as a store object: written once, and the owner reads it there without
+ * a copy.  Its id is the result's own (the owner's entry has that id); a retry may meet
+ * the object an attempt killed before it could hand it over, still pinned by that dead
+ * worker until the node repairs its pins, so a fresh id serves then (the completion
+ * names the store object, the owner needs no fixed one). */
+static int store_result(prism_task_ctx *ctx, unsigned index, const void *data, size_t len)
+{
+	void *w;
+	prism_id id = prism_id_derive(ctx->task, PRISM_ID_OBJECT, (uint8_t)(index + 1));
+	int rc = objstore_create(rt.os, id, len, &w);
+	if (rc == -EEXIST) {
+		objstore_delete(rt.os, id);
+		rc = objstore_create(rt.os, id, len, &w);
+	}
+	if (rc == -EEXIST) {
+		id = prism_id_new(PRISM_ID_OBJECT);
+		rc = objstore_create(rt.os, id, len, &w);
+	}
+	if (rc) {
+		rt_set_error("result %u (%zu bytes) does not fit in the object store: %s",
+			     index, len, prism_strerror(rc));
+		return rc;
+	}
+	memcpy(w, data, len);
+	rc = objstore_seal(rt.os, id);
+	if (rc) {
+		objstore_abort(rt.os, id);
+		return rc;
+	}
+	ctx->ret[index].len = len;
+	ctx->ret[index].set = true;
+	ctx->ret[index].in_store = true;
+	ctx->ret[index].id = id;
+	return 0;
+}
+
+/* Results that together outgrow a completion: the largest inline ones move to the store
+ * until it fits.  *len is the completion's new length. */
+static int spill_results(prism_task_ctx *ctx, size_t *len)
+{
+	while (*len > SCHED_MSG_MAX) {
+		unsigned best = ctx->nreturns;
+		for (unsigned i = 0; i < ctx->nreturns; i++)
+			if (!ctx->ret[i].in_store && ctx->ret[i].len > PRISM_ID_SIZE &&
+			    (best == ctx->nreturns || ctx->ret[i].len > ctx->ret[best].len))
+				best = i;
+		if (best == ctx->nreturns)
+			return PRISM_E_TOO_BIG;
+		void *data = ctx->ret[best].data;
+		size_t n = ctx->ret[best].len;
+		ctx->ret[best].data = NULL;
+		int rc = store_result(ctx, best, data, n);
+		prism_free(data);
+		if (rc)
+			return rc;
+		*len -= sched_align8((uint32_t)n) - PRISM_ID_SIZE;
+	}
+	return 0;
+}
+
 int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t len)
 {
 	if (!ctx || index >= ctx->nreturns || (!data && len))
 		return -EINVAL;
 	drop_result(ctx, index);
-	if (len > rt.inline_max) {
-		/* Too big for the completion: written once into the store, and the owner
-		 * reads it there without a copy. */
-		void *w;
-		/* The result's own id, so the owner finds its entry by it.  A retry may
-		 * meet the object an earlier attempt made before its worker died: that
-		 * one was never handed over, so it goes. */
-		prism_id id = prism_id_derive(ctx->task, PRISM_ID_OBJECT, (uint8_t)(index + 1));
-		int rc = objstore_create(rt.os, id, len, &w);
-		if (rc == -EEXIST && objstore_delete(rt.os, id) == 0)
-			rc = objstore_create(rt.os, id, len, &w);
-		if (rc) {
-			rt_set_error(
-				"result %u (%zu bytes) does not fit in the object store: %s",
-				index, len, prism_strerror(rc));
-			return rc;
-		}
-		memcpy(w, data, len);
-		rc = objstore_seal(rt.os, id);
-		if (rc) {
-			objstore_abort(rt.os, id);
-			return rc;
-		}
-		ctx->ret[index].len = len;
-		ctx->ret[index].set = true;
-		ctx->ret[index].in_store = true;
-		ctx->ret[index].id = id;
-		return 0;
-	}
+	if (len > rt.inline_max)
+		return store_result(ctx, index, data, len); /* too big for the completion */
 	void *copy = prism_malloc(len ? len : 1);
 	if (!copy)
 		return -ENOMEM;
@@ -550,6 +583,9 @@ static void run_task(const struct sched_task_msg *m)
 	rt.in_task = true;
 	uint64_t t0 = prism_now_ns();
 	int rc;
+	/* The user's code runs outside the runtime: its prism calls enter it, and the
+	 * progress thread may move what it left waiting (nested calls) while it computes. */
+	rt_leave();
 	if (m->flags & SCHED_TASK_METHOD)
 		rc = fn->method(&ctx, host.state, args, m->nargs);
 	else if (m->flags & SCHED_TASK_CTOR)
@@ -559,6 +595,7 @@ static void run_task(const struct sched_task_msg *m)
 	else
 		rc = prism_fail(&ctx, "an actor %s, called as a task",
 				fn->kind == RT_CLASS ? "class" : "method");
+	rt_enter();
 	uint64_t ran = prism_now_ns() - t0;
 	rt.in_task = false;
 	if (rc != 0 || ctx.error) {
@@ -574,9 +611,10 @@ static void run_task(const struct sched_task_msg *m)
 		len += sizeof(struct sched_arg) +
 		       (ctx.ret[i].in_store ? PRISM_ID_SIZE
 					    : sched_align8((uint32_t)ctx.ret[i].len));
-	if (len > SCHED_MSG_MAX) {
-		send_failure(m, PRISM_E_TOO_BIG, "%s: its results (%zu bytes) exceed a message",
-			     fn->name, len);
+	int src = spill_results(&ctx, &len);
+	if (src) {
+		send_failure(m, src, "%s: its results (%zu bytes) cannot be sent: %s", fn->name,
+			     len, prism_strerror(src));
 		goto out;
 	}
 	struct sched_done_msg *d = done_begin(m, len);
@@ -858,6 +896,7 @@ int rt_worker_main(void)
 	}
 	snprintf(rt.address, sizeof(rt.address), "%s", path);
 	rt.up = true;
+	rt_enter(); /* the task loop is the runtime's; tasks leave it for the user's code */
 	serve_rebuild_waitset();
 	for (;;) {
 		/* Leases of this process's own (nested calls) change the wait set without

@@ -1022,7 +1022,8 @@ static bool far_kill(struct sched_node *n, uint32_t slot, uint64_t req_id, prism
 	int o = far_owned(n, id);
 	if (o >= 0 && n->far[o].c) {
 		uint64_t cls = n->far[o].cls;
-		int rc = remote__send(n, n->far[o].c, PEER_M_ACTOR_KILL, 0, id.b, PRISM_ID_SIZE);
+		int rc =
+			remote__send(n, n->far[o].c, PEER_M_ACTOR_KILL, 0, id.b, PRISM_ID_SIZE);
 		if (req_id && rc)
 			deny_actor(n, slot, req_id, id, rc);
 		else if (req_id)
