@@ -8,10 +8,35 @@
  * Thread safety: none; the runtime is used from one thread at a time.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "rt.h"
+
+/* Under ASan an entry on the free list is poisoned (all but its link), so a use of an
+ * entry after its last ref went is reported like a use of freed memory. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+static void entry_poison(struct obj *o)
+{
+	ASAN_POISON_MEMORY_REGION(o, offsetof(struct obj, next_free));
+	ASAN_POISON_MEMORY_REGION(o->small, sizeof(o->small));
+}
+static void entry_unpoison(struct obj *o)
+{
+	ASAN_UNPOISON_MEMORY_REGION(o, sizeof(*o));
+}
+#else
+static void entry_poison(struct obj *o)
+{
+	(void)o;
+}
+static void entry_unpoison(struct obj *o)
+{
+	(void)o;
+}
+#endif
 
 #define SLAB 1024
 
@@ -39,6 +64,8 @@ void obj_table_fini(void)
 			obj_drop(index_[i]);
 	while (slabs) {
 		struct slab *n = slabs->next;
+		for (int i = 0; i < SLAB; i++)
+			entry_unpoison(&slabs->objs[i]);
 		prism_free(slabs);
 		slabs = n;
 	}
@@ -106,6 +133,7 @@ struct obj *obj_new(prism_id id)
 	}
 	struct obj *o = free_list;
 	free_list = o->next_free;
+	entry_unpoison(o);
 	memset(o, 0, offsetof(struct obj, small));
 	o->id = id;
 	o->refs = 1;
@@ -213,6 +241,7 @@ void obj_drop(struct obj *o)
 	unindex(o);
 	o->next_free = free_list;
 	free_list = o;
+	entry_poison(o);
 }
 
 size_t obj_count(void)

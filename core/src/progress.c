@@ -55,7 +55,7 @@ static struct {
 	_Atomic uint32_t word;    /* the thread's own futex: bumped to wake it */
 	_Atomic uint32_t armed;   /* work waited when the last call returned */
 	_Atomic uint32_t idle;    /* the thread sleeps without a timeout */
-	_Atomic uint64_t left_ns; /* when the last call returned (prism_now_ns) */
+	_Atomic uint64_t left_at; /* when the last call returned (prism_cycles) */
 	_Atomic bool stop;
 	bool started;
 	pthread_t thread;
@@ -124,8 +124,9 @@ static void *progress_main(void *arg)
 			atomic_store(&pg.idle, 0);
 			continue;
 		}
-		uint64_t now = prism_now_ns(), left = atomic_load(&pg.left_ns);
-		if (atomic_load(&pg.own) != OWN_FREE || now - left < PROGRESS_AWAY_NS) {
+		uint64_t now = prism_cycles(), left = atomic_load(&pg.left_at);
+		if (atomic_load(&pg.own) != OWN_FREE ||
+		    now - left < prism_ns_to_cycles(PROGRESS_AWAY_NS)) {
 			sleep_word(seq, PROGRESS_AWAY_NS);
 			continue;
 		}
@@ -184,7 +185,7 @@ void rt_leave(void)
 	if (--depth)
 		return;
 	if (needs_progress()) {
-		atomic_store_explicit(&pg.left_ns, prism_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&pg.left_at, prism_cycles(), memory_order_relaxed);
 		if (!atomic_load_explicit(&pg.armed, memory_order_relaxed))
 			atomic_store(&pg.armed, 1);
 		if (!pg.started)
