@@ -605,6 +605,7 @@ void rt_detach(void)
 		rt.shapes[i] = (struct rt_shape){0};
 	}
 	rt.last_shape_set = false;
+	rt.nshapes = 0;
 	prism_ring_destroy(rt.up_ring);
 	prism_ring_destroy(rt.down);
 	rt.up_ring = rt.down = NULL;

@@ -209,6 +209,7 @@ struct rt {
 	uint64_t next_req;
 	/* Tasks waiting for a lease, per resource shape, in submission order. */
 	struct rt_shape shapes[RT_MAX_SHAPES];
+	uint32_t nshapes; /* shapes[nshapes..] were never used: loops stop there */
 	double last_cpus; /* the last CPU-only shape looked up, to skip the search */
 	uint32_t last_shape;
 	bool last_shape_set;

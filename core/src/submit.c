@@ -282,6 +282,8 @@ int rt_shape_for(const prism_call_opts *o, const char *what, uint32_t *out)
 				RT_MAX_SHAPES);
 		found = free_slot;
 		rt.shapes[found].used = true;
+		if ((uint32_t)found >= rt.nshapes)
+			rt.nshapes = (uint32_t)found + 1;
 		memcpy(rt.shapes[found].milli, key, sizeof(key));
 	}
 	if (!o->nresources && o->num_gpus == 0) {
@@ -305,7 +307,7 @@ bool rt_any_queued(void)
 {
 	if (rt_actor_backlog())
 		return true;
-	for (int i = 0; i < RT_MAX_SHAPES; i++)
+	for (uint32_t i = 0; i < rt.nshapes; i++)
 		if (rt.shapes[i].queued.count || rt.shapes[i].dl.count)
 			return true;
 	return false;
