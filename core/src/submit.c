@@ -546,6 +546,9 @@ static int resolve(const prism_value *v, size_t i, struct rarg *out, const char 
 	if (o->state == OBJ_PENDING)
 		return 1;
 	if (o->state == OBJ_FAILED) {
+		/* Nothing to undo for it: the caller stops here and unresolves what it
+		 * resolved, this entry included. */
+		*out = (struct rarg){.kind = SCHED_ARG_INLINE};
 		*failed = o->data;
 		return 0;
 	}

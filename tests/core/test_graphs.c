@@ -189,6 +189,41 @@ Test(graphs, a_completion_whose_dependents_fill_its_queue, .fini = prism_shutdow
 	}
 }
 
+/* Defect 2 as the random graphs met it: a task with a failed argument undid the
+ * arguments it had not resolved too, reading stale stack slots, and so deleted the store
+ * argument of the task launched before it (from the same stack frame). */
+Test(graphs, a_failed_argument_undoes_nothing_of_other_tasks, .fini = prism_shutdown,
+     .timeout = 300)
+{
+	init();
+	prism_ref f, busy[2], x, y;
+	cr_assert_eq(prism_submit("fails", NULL, 0, NULL, &f), 0);
+	const void *v;
+	size_t n;
+	cr_assert_eq(prism_get(f, WAIT_NS, &v, &n), PRISM_E_TASK_FAILED);
+	for (int round = 0; round < 5; round++) {
+		/* Both workers busy, so x waits with its 100 KB argument in the store. */
+		for (int k = 0; k < 2; k++)
+			cr_assert_eq(prism_submit("slow", NULL, 0, NULL, &busy[k]), 0);
+		static uint8_t big[100 * 1000];
+		fill(big, sizeof(big), (uint64_t)round);
+		uint64_t len = 32;
+		prism_value a[2] = {prism_bytes(&len, 8), prism_bytes(big, sizeof(big))};
+		cr_assert_eq(prism_submit("mix", a, 2, NULL, &x), 0);
+		a[1] = prism_refval(f);
+		cr_assert_eq(prism_submit("mix", a, 2, NULL, &y), 0);
+		const void *md[1] = {big};
+		size_t ml[1] = {sizeof(big)};
+		expect_pattern(x, 32, mix_model(md, ml, 1));
+		cr_assert_eq(prism_get(y, WAIT_NS, &v, &n), PRISM_E_TASK_FAILED);
+		prism_ref_release(x);
+		prism_ref_release(y);
+		for (int k = 0; k < 2; k++)
+			prism_ref_release(busy[k]);
+	}
+	prism_ref_release(f);
+}
+
 /* Defect 2: the driver lets go of its refs to a task's arguments right after submitting
  * it; the task still gets them (store results of several sizes and a put). */
 Test(graphs, arguments_released_right_after_submit, .fini = prism_shutdown, .timeout = 300)
