@@ -10,6 +10,8 @@
 #                    (CONTROL_FLAGS: robot_control's options)
 #   make test        build, then run every test (ctest)
 #   make asan-test   the same tests built with AddressSanitizer + UBSan, in build-asan/
+#   make stress      new random task graphs (tests/prop/dag.c) under ASan + UBSan for
+#                    SECONDS (default 600), half with workers killed; prints failing seeds
 #   make bench       build, then run every benchmark suite (table; JSON: BENCH_FLAGS=--json)
 #   make fuzz        build the libFuzzer targets with clang and fuzz each for FUZZ_SECONDS
 #   make format      clang-format every C file;  make format-check  checks only
@@ -24,6 +26,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 BENCH_FLAGS ?=
 ES_FLAGS    ?= --timesteps 300000
 FUZZ_SECONDS ?= 60
+SECONDS     ?= 600
 PREFIX      ?= /usr/local
 
 # Exact Debian 12 package names.  Tools first, then the libraries prism builds on:
@@ -44,7 +47,8 @@ PEER_PYTHON := /usr/bin/python3
 
 C_FILES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps fuzz-deps build demo es-demo control-demo test asan-test bench fuzz format format-check \
+.PHONY: all deps fuzz-deps build demo es-demo control-demo test asan-test stress bench fuzz format \
+	format-check \
 	install clean
 
 all: build
@@ -101,6 +105,15 @@ asan-test: deps
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_BUILD) --output-on-failure --timeout 1800
+
+# New seeds each run (from the clock); the log is $(ASAN_BUILD)/stress.log.
+stress: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPRISM_SANITIZE=address,undefined \
+		-DPRISM_BUILD_BENCH=OFF
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target prop_dag
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		MALLOC_PERTURB_=165 sh tests/prop/stress.sh $(ASAN_BUILD)/tests/prop_dag $(SECONDS) \
+		$(ASAN_BUILD)/stress.log
 
 # prism's suites, then the peers' measurements of the same cases, side by side.  JSON
 # lines of both land in $(BUILD)/bench.json.
