@@ -50,8 +50,6 @@ struct rt_actor {
 };
 
 static struct rt_actor actors[RT_MAX_ACTORS];
-static uint32_t backlog; /* entries with calls queued while their channel is open */
-static uint32_t nqueued; /* calls queued in every entry (waiting for a channel or room) */
 
 /* The answer to the one create or lookup this process waits for. */
 static struct {
@@ -95,7 +93,7 @@ static void mark_dead(struct rt_actor *a, int code, const char *why)
 	a->state = AC_DEAD;
 	a->dead_code = code;
 	snprintf(a->why, sizeof(a->why), "%s", why);
-	nqueued -= a->queued.count;
+	rt.actor_queued -= a->queued.count;
 	if (a->queued.count) {
 		rt_fail_msgs(&a->queued, code == PRISM_E_ACTOR_DIED ? code : PRISM_E_ACTOR_DIED,
 			     a->why);
@@ -121,8 +119,8 @@ static int enqueue(struct rt_actor *a, const struct sched_task_msg *m)
 {
 	int rc = fl_push(&a->queued, m, m->h.len);
 	if (rc == 0 && a->state == AC_OPEN && a->queued.count == 1)
-		backlog++;
-	nqueued += rc == 0;
+		rt.actor_backlog++;
+	rt.actor_queued += rc == 0;
 	return rc;
 }
 
@@ -170,31 +168,26 @@ static void flush_one(struct rt_actor *a)
 			if (rt_deadline_stale(m, now)) {
 				rt_drop_stale(m, now);
 				fl_pop(&a->queued);
-				nqueued--;
+				rt.actor_queued--;
 				continue;
 			}
 		}
 		if (push(a, m) != 0)
 			return;
 		fl_pop(&a->queued);
-		nqueued--;
+		rt.actor_queued--;
 	}
-	backlog--;
+	rt.actor_backlog--;
 }
 
 bool rt_actor_backlog(void)
 {
-	return backlog != 0;
-}
-
-bool rt_actor_calls_queued(void)
-{
-	return nqueued != 0;
+	return rt.actor_backlog != 0;
 }
 
 void rt_actor_flush(void)
 {
-	for (uint32_t i = 0; backlog && i < RT_MAX_ACTORS; i++)
+	for (uint32_t i = 0; rt.actor_backlog && i < RT_MAX_ACTORS; i++)
 		if (actors[i].state == AC_OPEN && actors[i].queued.count)
 			flush_one(&actors[i]);
 }
@@ -217,7 +210,7 @@ void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m)
 		PRISM_LOG_I("actor", "actor restarted on worker pid %d", (int)l->worker_pid);
 	a->state = AC_OPEN;
 	if (a->queued.count) {
-		backlog++;
+		rt.actor_backlog++;
 		flush_one(a);
 	}
 }
@@ -228,7 +221,7 @@ void rt_actor_chan_lost(struct rt_actor *a)
 	if (a->state != AC_OPEN)
 		return;
 	if (a->queued.count)
-		backlog--;
+		rt.actor_backlog--;
 	if (a->owner) {
 		/* The node restarts it (a channel marked RESTART comes) or says it died. */
 		a->state = AC_CONNECTING;
@@ -257,7 +250,7 @@ void rt_actor_on_ctl(const struct sched_ctl_msg *m)
 	if (!a)
 		return;
 	if (a->state == AC_OPEN && a->queued.count)
-		backlog--;
+		rt.actor_backlog--;
 	mark_dead(a, m->code,
 		  m->code == -ENOENT
 			  ? "no such actor on this node (ended long ago, or never "
@@ -271,8 +264,8 @@ void rt_actor_fini(void)
 	for (uint32_t i = 0; i < RT_MAX_ACTORS; i++)
 		fl_free(&actors[i].queued);
 	memset(actors, 0, sizeof(actors));
-	backlog = 0;
-	nqueued = 0;
+	rt.actor_backlog = 0;
+	rt.actor_queued = 0;
 	reply.req_id = 0;
 }
 
@@ -587,7 +580,7 @@ static int actor_kill_entered(prism_actor actor)
 	struct rt_actor *a = entry(actor.id, false);
 	if (a) {
 		if (a->state == AC_OPEN && a->queued.count)
-			backlog--;
+			rt.actor_backlog--;
 		mark_dead(a, PRISM_E_ACTOR_DIED, "the actor was killed (prism_actor_kill)");
 	}
 	rt_launch_ready();

@@ -871,6 +871,7 @@ void prism_shutdown(void)
 	rt_enter();
 	rt_progress_stop();
 	rt.up = false;
+	rt_waits_forget();
 	obj_table_fini();
 	rt_detach();
 	stop_embedded_node();

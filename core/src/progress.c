@@ -4,24 +4,32 @@
  * actors and completions wait in its rings until it polls them.  A program that submits
  * tasks and then computes for a second without calling prism would leave tasks queued
  * for a lease (or waiting for a ref argument) idle all that time.  So a progress thread
- * takes over when the program has been away for PROGRESS_AWAY_NS while such work waits:
+ * takes over when the program has made no call for PROGRESS_AWAY_NS (one to two periods)
+ * while such work waits:
  * it polls the rings, pushes queued tasks, launches the ones whose arguments became
  * ready, and sleeps on the process's doorbell in between, until nothing waits any more or
  * the program calls prism again.
  *
- * Ownership.  One word, `own`, says who may touch the runtime: nobody, a caller (any
- * prism call, or a worker's task loop), or the progress thread.  A call takes it with one
- * compare-and-swap (rt_enter) and gives it back with a store (rt_leave); nested calls (a
- * prism call made inside another, or a task's calls inside a worker's loop) count depth
- * on their thread.  A caller that finds the progress thread in charge raises `want`
- * and rings the doorbell; the progress thread checks `want` after it announced its sleep
- * (prism_ring_wait_any_flag), so it is never missed, and lets go at once.
+ * Ownership.  Two words say who may touch the runtime: `inside`, set by a caller for the
+ * length of each prism call (or by a worker's task loop, which leaves it around the
+ * user's code), and `taken`, set by the progress thread while it drives.  Nested calls
+ * (a prism call made inside another) count depth on their thread.  The caller's side is
+ * the hot path, so it is the cheap side of an asymmetric Dekker handshake: a plain store
+ * of `inside`, a compiler barrier and a load of `taken`.  The progress thread, about to
+ * take over, stores `taken` and then calls membarrier(PRIVATE_EXPEDITED), which runs a
+ * full memory barrier on every CPU running a thread of this process; then it reads
+ * `inside`.  So either it sees the caller inside and backs off, or the caller sees
+ * `taken` and waits (the liburcu "membarrier" flavour).  Where membarrier is missing the
+ * caller's store is sequentially consistent instead.  A caller that finds the progress
+ * thread in charge raises `want` and rings the doorbell; the thread checks `want` after
+ * it announced its sleep (prism_ring_wait_any_flag), so it is never missed, and lets go.
+ * ThreadSanitizer does not know membarrier: run it with PRISM_NO_MEMBARRIER=1.
  *
- * Cost on the hot path: a compare-and-swap in, a store out, and on the way out a look at
- * whether anything waits (a few loads); no system call.  The thread is started the first
- * time something waits as a call returns, so programs that never leave work waiting
- * never have one.  While work waits it checks every PROGRESS_AWAY_NS whether the program
- * is away; otherwise it sleeps without a timeout.
+ * Cost on the hot path: two stores and a load per call, and on the way out a look at
+ * whether anything waits (a few loads); no atomic read-modify-write, no system call.
+ * The thread is started the first time something waits as a call returns, so programs
+ * that never leave work waiting never have one.  While work waits it checks every
+ * PROGRESS_AWAY_NS whether the program is away; otherwise it sleeps without a timeout.
  */
 #include <errno.h>
 #include <limits.h>
@@ -30,6 +38,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,15 +57,16 @@
  * this only bounds a lost wake-up). */
 #define PROGRESS_SLEEP_NS (100 * PRISM_NS_PER_MS)
 
-enum { OWN_FREE = 0, OWN_CALLER = 1, OWN_PROGRESS = 2 };
-
 static struct {
-	_Atomic uint32_t own;
-	uint32_t want;            /* a caller waits for the thread to let go (atomic access) */
-	_Atomic uint32_t word;    /* the thread's own futex: bumped to wake it */
-	_Atomic uint32_t armed;   /* work waited when the last call returned */
-	_Atomic uint32_t idle;    /* the thread sleeps without a timeout */
-	_Atomic uint64_t left_at; /* when the last call returned (prism_cycles) */
+	_Atomic uint32_t inside; /* a caller is in the runtime */
+	_Atomic uint32_t taken;  /* the progress thread drives (or is about to) */
+	bool asym;               /* membarrier works (set when the thread starts) */
+	bool fence;              /* callers must fence: a thread runs, without membarrier */
+	uint32_t want;           /* a caller waits for the thread to let go (atomic access) */
+	_Atomic uint32_t word;   /* the thread's own futex: bumped to wake it */
+	_Atomic uint32_t armed;  /* work waited when the last call returned */
+	_Atomic uint32_t idle;   /* the thread sleeps without a timeout */
+	_Atomic uint32_t calls;  /* calls returned with work waiting: a change means "busy" */
 	_Atomic bool stop;
 	bool started;
 	pthread_t thread;
@@ -81,20 +92,13 @@ static void wake_thread(void)
 	futex(&pg.word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
-/* Whether anything waits that only this process can move on. */
-static bool needs_progress(void)
-{
-	return rt.up && (rt_ready_pending() || rt_tasks_waiting() || rt_any_queued() ||
-			 rt_actor_calls_queued());
-}
-
 /* The program is away and work waits: poll until nothing does, or a call comes. */
 static void drive(void)
 {
 	for (;;) {
 		rt_poll_once();
 		rt_leases_maintain();
-		if (!needs_progress()) {
+		if (!rt_needs_progress()) {
 			atomic_store(&pg.armed, 0);
 			return;
 		}
@@ -113,6 +117,7 @@ static void *progress_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	uint32_t seen = atomic_load(&pg.calls) - 1; /* the first look waits a period */
 	while (!atomic_load(&pg.stop)) {
 		uint32_t seq = atomic_load(&pg.word);
 		if (!atomic_load(&pg.armed)) {
@@ -124,36 +129,42 @@ static void *progress_main(void *arg)
 			atomic_store(&pg.idle, 0);
 			continue;
 		}
-		uint64_t now = prism_cycles(), left = atomic_load(&pg.left_at);
-		if (atomic_load(&pg.own) != OWN_FREE ||
-		    now - left < prism_ns_to_cycles(PROGRESS_AWAY_NS)) {
+		/* Away: no call returned during a whole period, and none is running.  A
+		 * count rather than a clock, so that a call pays no timer read. */
+		uint32_t calls = atomic_load_explicit(&pg.calls, memory_order_relaxed);
+		if (atomic_load(&pg.inside) || calls != seen) {
+			seen = calls;
 			sleep_word(seq, PROGRESS_AWAY_NS);
 			continue;
 		}
-		uint32_t free_ = OWN_FREE;
-		if (!atomic_compare_exchange_strong(&pg.own, &free_, OWN_PROGRESS))
+		atomic_store(&pg.taken, 1);
+		if (pg.asym)
+			syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+		if (atomic_load(&pg.inside)) {
+			atomic_store(&pg.taken, 0); /* a call came in: it goes first */
 			continue;
+		}
 		depth = 1; /* prism calls the runtime makes inside are nested ones */
 		drive();
 		depth = 0;
-		atomic_store_explicit(&pg.own, OWN_FREE, memory_order_release);
+		atomic_store_explicit(&pg.taken, 0, memory_order_release);
 	}
 	return NULL;
 }
 
 static void enter_slow(void)
 {
-	for (;;) {
-		uint32_t free_ = OWN_FREE;
-		if (atomic_compare_exchange_weak(&pg.own, &free_, OWN_CALLER))
-			break;
-		/* The progress thread has it (or, until calls from several threads are
-		 * supported, another thread): ask it to let go, and wake it if it sleeps. */
+	do {
+		/* The progress thread drives: step out, ask it to let go (waking it if it
+		 * sleeps on the doorbell), wait, and step in again. */
+		atomic_store(&pg.inside, 0);
 		__atomic_store_n(&pg.want, 1, __ATOMIC_SEQ_CST);
 		if (rt.down)
 			prism_ring_wake(rt.down);
-		sched_yield();
-	}
+		while (atomic_load_explicit(&pg.taken, memory_order_acquire))
+			sched_yield();
+		atomic_store(&pg.inside, 1);
+	} while (atomic_load_explicit(&pg.taken, memory_order_acquire));
 	__atomic_store_n(&pg.want, 0, __ATOMIC_RELAXED);
 }
 
@@ -161,18 +172,30 @@ void rt_enter(void)
 {
 	if (depth++)
 		return;
-	uint32_t free_ = OWN_FREE;
-	if (__builtin_expect(atomic_compare_exchange_strong(&pg.own, &free_, OWN_CALLER), 1))
-		return;
-	enter_slow();
+	if (!pg.fence) {
+		/* No thread yet, or membarrier orders the CPU for it. */
+		atomic_store_explicit(&pg.inside, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+	} else {
+		atomic_store(&pg.inside, 1);
+	}
+	if (__builtin_expect(atomic_load_explicit(&pg.taken, memory_order_acquire), 0))
+		enter_slow();
 }
 
 static void start_thread(void)
 {
 	pg.started = true;
+	/* Before the thread exists, so every later call sees asym as it will stay. */
+	const char *off = getenv("PRISM_NO_MEMBARRIER");
+	pg.asym =
+		!(off && *off && *off != '0') &&
+		syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+	pg.fence = !pg.asym;
 	int rc = pthread_create(&pg.thread, NULL, progress_main, NULL);
 	if (rc) {
 		pg.started = false;
+		pg.fence = false;
 		PRISM_LOG_W("progress",
 			    "cannot start the progress thread (%d): queued work moves only "
 			    "inside prism calls",
@@ -184,8 +207,10 @@ void rt_leave(void)
 {
 	if (--depth)
 		return;
-	if (needs_progress()) {
-		atomic_store_explicit(&pg.left_at, prism_cycles(), memory_order_relaxed);
+	if (rt_needs_progress()) {
+		atomic_store_explicit(&pg.calls,
+				      atomic_load_explicit(&pg.calls, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 		if (!atomic_load_explicit(&pg.armed, memory_order_relaxed))
 			atomic_store(&pg.armed, 1);
 		if (!pg.started)
@@ -193,7 +218,7 @@ void rt_leave(void)
 		else if (atomic_load(&pg.idle))
 			wake_thread();
 	}
-	atomic_store_explicit(&pg.own, OWN_FREE, memory_order_release);
+	atomic_store_explicit(&pg.inside, 0, memory_order_release);
 }
 
 void rt_progress_stop(void)
@@ -207,6 +232,7 @@ void rt_progress_stop(void)
 	wake_thread();
 	pthread_join(pg.thread, NULL);
 	pg.started = false;
+	pg.fence = false;
 	atomic_store(&pg.stop, false);
 	atomic_store(&pg.armed, 0);
 	__atomic_store_n(&pg.want, 0, __ATOMIC_RELAXED);

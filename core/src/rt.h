@@ -210,6 +210,10 @@ struct rt {
 	/* Tasks waiting for a lease, per resource shape, in submission order. */
 	struct rt_shape shapes[RT_MAX_SHAPES];
 	uint32_t nshapes; /* shapes[nshapes..] were never used: loops stop there */
+	/* What only this process can move on (progress.c looks as every call returns):
+	 * tasks in the ready list (submit.c), tasks waiting for ref arguments (submit.c),
+	 * calls queued for actors (actor.c) and entries of those with an open channel. */
+	uint32_t nready, nwaiting, actor_queued, actor_backlog;
 	double last_cpus; /* the last CPU-only shape looked up, to skip the search */
 	uint32_t last_shape;
 	bool last_shape_set;
@@ -268,9 +272,8 @@ int rt_call(const struct rt_fn *fn, uint32_t shape, const prism_value *args, siz
  * in a list meanwhile: see notify() in submit.c).  Called where no queue is being
  * walked: after each poll, submit and kill. */
 void rt_launch_ready(void);
-bool rt_ready_pending(void);
-/* Whether submitted tasks wait here for ref arguments. */
-bool rt_tasks_waiting(void);
+/* prism_shutdown(): tasks still waiting for arguments are given up. */
+void rt_waits_forget(void);
 /* Fail a stale call that asked to be dropped (PRISM_E_DEADLINE) and count it; the
  * caller pops it from its queue. */
 void rt_drop_stale(const struct sched_task_msg *m, uint64_t now);
@@ -289,14 +292,27 @@ int rt_actor_dispatch(const struct sched_task_msg *m);
 void rt_actor_flush(void);
 /* Whether calls wait for room in an open channel. */
 bool rt_actor_backlog(void);
-/* Whether calls wait here at all (for a channel, or room in one). */
-bool rt_actor_calls_queued(void);
 void rt_actor_on_ctl(const struct sched_ctl_msg *m);
 /* The lease (opened by client.c) is the channel to the actor the message names. */
 void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m);
 void rt_actor_fini(void);
 /* The channel to a died with its worker (its calls in flight are failed already). */
 void rt_actor_chan_lost(struct rt_actor *a);
+
+/* Whether anything waits that only this process can move on (queued tasks and calls,
+ * tasks waiting for ref arguments or ready to launch).  Inline: it runs as every call
+ * returns. */
+static inline bool rt_needs_progress(void)
+{
+	if (!rt.up)
+		return false;
+	if (rt.nready | rt.nwaiting | rt.actor_queued)
+		return true;
+	for (uint32_t i = 0; i < rt.nshapes; i++)
+		if (rt.shapes[i].queued.count | rt.shapes[i].dl.count)
+			return true;
+	return false;
+}
 
 /* ---- progress.c: who may touch the runtime, and the progress thread ----------------------- */
 

@@ -663,16 +663,9 @@ static int launch(prism_id task, const struct rt_fn *fn, const prism_call_opts *
 	return rc;
 }
 
-static uint32_t nwaiting; /* task_waits alive */
-
-bool rt_tasks_waiting(void)
-{
-	return nwaiting != 0;
-}
-
 static void wait_finish(struct task_wait *t)
 {
-	nwaiting--;
+	rt.nwaiting--;
 	int rc = launch(t->task, t->fn, &t->o, t->shape, t->args, t->nargs);
 	unsigned nret = t->o.num_returns ? t->o.num_returns : 1;
 	if (rc)
@@ -710,10 +703,17 @@ static void notify(struct obj *o)
 			else
 				ready_head = t;
 			ready_tail = t;
+			rt.nready++;
 		}
 		prism_free(d);
 		d = next;
 	}
+}
+
+void rt_waits_forget(void)
+{
+	ready_head = ready_tail = NULL;
+	rt.nready = rt.nwaiting = 0;
 }
 
 void rt_launch_ready(void)
@@ -727,14 +727,10 @@ void rt_launch_ready(void)
 		ready_head = t->next_ready;
 		if (!ready_head)
 			ready_tail = NULL;
+		rt.nready--;
 		wait_finish(t);
 	}
 	running = false;
-}
-
-bool rt_ready_pending(void)
-{
-	return ready_head != NULL;
 }
 
 static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o,
@@ -748,7 +744,7 @@ static int defer(prism_id task, const struct rt_fn *fn, const prism_call_opts *o
 		prism_free(t);
 		return -ENOMEM;
 	}
-	nwaiting++;
+	rt.nwaiting++;
 	t->task = task;
 	t->fn = fn;
 	t->o = *o;
