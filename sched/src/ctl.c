@@ -325,12 +325,20 @@ void ctl__dispatch(struct sched_node *n)
 	}
 	/* Start workers for requests that only lack one (a worker blocked in a nested get
 	 * has lent its CPU back, so CPUs can be free while every worker is leased). */
+	uint32_t stuck = 0;
 	for (int c = 0; c < (int)NODE_MAX_CODES; c++) {
 		while (wanted[c] + for_actors[c] > n->codes[c].starting &&
 		       pool__can_start(n, c, for_actors[c] > 0) && !n->stop_requested)
 			if (pool__spawn(n, c) != 0)
 				break;
+		if (wanted[c] > n->codes[c].starting)
+			stuck += wanted[c] - n->codes[c].starting;
 	}
+	/* Requests that fit but find no worker, and no more may start: the workers are
+	 * held by leases, some of them idle in a client that is not polling (a driver
+	 * waiting for the very task that asks).  Take those back. */
+	if (stuck)
+		reclaim_idle(n, stuck);
 }
 
 /* ---- handlers ---------------------------------------------------------------------------- */

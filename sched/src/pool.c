@@ -383,8 +383,11 @@ void pool__reap_surplus(struct sched_node *n)
 		uint32_t live = c->workers;
 		for (uint32_t s = 0; s < SCHED_MAX_CLIENTS && live > n->o.max_workers; s++) {
 			struct client_local *cl = &n->cl[s];
+			/* Attached ones only: one still starting was started for a request
+			 * (and on a loaded machine may take long to attach). */
 			if (cl->kind != SCHED_KIND_WORKER || cl->code != i || cl->lease >= 0 ||
 			    cl->actor || cl->pid <= 0 || cl->doomed ||
+			    atomic_load(&node__client(n, s)->state) != SCHED_CLIENT_ATTACHED ||
 			    now - cl->idle_since < POOL_SURPLUS_IDLE_NS)
 				continue;
 			kill(cl->pid, SIGTERM);
