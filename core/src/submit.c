@@ -1100,6 +1100,10 @@ int rt_wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns)
 		if (rc < 0 && rc != PRISM_E_TIMEOUT)
 			break;
 		rc = 0;
+		/* Give back leases idle meanwhile: a long wait must not keep workers that
+		 * the task it waits for may need (one cycle-counter read until a look is
+		 * due). */
+		rt_leases_maintain();
 	}
 	if (blocked)
 		rt_worker_block(false);
