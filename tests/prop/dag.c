@@ -2349,7 +2349,8 @@ static int case_big_inline_args(void)
 }
 
 /* Tasks submitted just before the driver sleeps 1.5 s without calling prism must start
- * during the sleep (each within 0.5 s of its submission). */
+ * during the sleep (each within 1 s of its submission: a generous bound for a loaded
+ * machine, still well before the driver wakes). */
 static void sleep_probe(const char *what, const prism_value *a, size_t n, int count,
 			prism_ref *release_after)
 {
@@ -2390,10 +2391,10 @@ static void sleep_probe(const char *what, const prism_value *a, size_t n, int co
 		double lag = (double)(start - t0[i]) / 1e9;
 		if (lag > worst)
 			worst = lag;
-		late += lag > 0.5;
+		late += lag > 1.0;
 	}
 	if (late)
-		problem("%s: %d of %d tasks started more than 0.5 s after their submission "
+		problem("%s: %d of %d tasks started more than 1 s after their submission "
 			"(the "
 			"latest after %.3f s), while the driver slept 1.5 s without calling "
 			"prism",
@@ -2476,7 +2477,7 @@ static const struct {
 	{"big_inline_args", case_big_inline_args, true,
 	 "small by-value arguments totalling > 128 KiB (3 x 45000, 16 x 16 KiB...)"},
 	{"sleep_start", case_sleep_start, true,
-	 "a task submitted before the driver sleeps 1.5 s starts within 0.5 s"},
+	 "a task submitted before the driver sleeps 1.5 s starts within 1 s"},
 	{"sleep_start_dep", case_sleep_start_dep, false,
 	 "(extra) the same for a task whose input is another task's result"},
 	{"sleep_start_cold", case_sleep_start_cold, false,
