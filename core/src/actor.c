@@ -180,11 +180,6 @@ static void flush_one(struct rt_actor *a)
 	rt.actor_backlog--;
 }
 
-bool rt_actor_backlog(void)
-{
-	return rt.actor_backlog != 0;
-}
-
 void rt_actor_flush(void)
 {
 	for (uint32_t i = 0; rt.actor_backlog && i < RT_MAX_ACTORS; i++)
@@ -590,33 +585,21 @@ static int actor_kill_entered(prism_actor actor)
 int prism_actor_create(const char *cls_name, const prism_value *args, size_t nargs,
 		       const prism_actor_opts *opts, prism_actor *out)
 {
-	rt_enter();
-	int rc = actor_create_entered(cls_name, args, nargs, opts, out);
-	rt_leave();
-	return rc;
+	RT_ENTERED(actor_create_entered(cls_name, args, nargs, opts, out));
 }
 
 int prism_actor_call(prism_actor actor, const char *method, const prism_value *args,
 		     size_t nargs, const prism_call_opts *opts, prism_ref *out)
 {
-	rt_enter();
-	int rc = actor_call_entered(actor, method, args, nargs, opts, out);
-	rt_leave();
-	return rc;
+	RT_ENTERED(actor_call_entered(actor, method, args, nargs, opts, out));
 }
 
 int prism_actor_get(const char *name, int64_t timeout_ns, prism_actor *out)
 {
-	rt_enter();
-	int rc = actor_get_entered(name, timeout_ns, out);
-	rt_leave();
-	return rc;
+	RT_ENTERED(actor_get_entered(name, timeout_ns, out));
 }
 
 int prism_actor_kill(prism_actor actor)
 {
-	rt_enter();
-	int rc = actor_kill_entered(actor);
-	rt_leave();
-	return rc;
+	RT_ENTERED(actor_kill_entered(actor));
 }

@@ -290,14 +290,21 @@ void rt_fail_msgs(struct inflight *q, int code, const char *why);
 int rt_wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns);
 int rt_actor_dispatch(const struct sched_task_msg *m);
 void rt_actor_flush(void);
-/* Whether calls wait for room in an open channel. */
-bool rt_actor_backlog(void);
 void rt_actor_on_ctl(const struct sched_ctl_msg *m);
 /* The lease (opened by client.c) is the channel to the actor the message names. */
 void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m);
 void rt_actor_fini(void);
 /* The channel to a died with its worker (its calls in flight are failed already). */
 void rt_actor_chan_lost(struct rt_actor *a);
+
+/* Whether tasks wait in a shape's queues (for a lease, or room in one). */
+static inline bool rt_shapes_queued(void)
+{
+	for (uint32_t i = 0; i < rt.nshapes; i++)
+		if (rt.shapes[i].queued.count | rt.shapes[i].dl.count)
+			return true;
+	return false;
+}
 
 /* Whether anything waits that only this process can move on (queued tasks and calls,
  * tasks waiting for ref arguments or ready to launch).  Inline: it runs as every call
@@ -306,12 +313,7 @@ static inline bool rt_needs_progress(void)
 {
 	if (!rt.up)
 		return false;
-	if (rt.nready | rt.nwaiting | rt.actor_queued)
-		return true;
-	for (uint32_t i = 0; i < rt.nshapes; i++)
-		if (rt.shapes[i].queued.count | rt.shapes[i].dl.count)
-			return true;
-	return false;
+	return (rt.nready | rt.nwaiting | rt.actor_queued) || rt_shapes_queued();
 }
 
 /* ---- progress.c: who may touch the runtime, and the progress thread ----------------------- */
@@ -320,6 +322,14 @@ static inline bool rt_needs_progress(void)
  * so does a worker's task loop, which leaves around the user's code. */
 void rt_enter(void);
 void rt_leave(void);
+/* The body of a public call: `call` (an int expression) between the two. */
+#define RT_ENTERED(call)                  \
+	do {                              \
+		rt_enter();               \
+		int rc_entered_ = (call); \
+		rt_leave();               \
+		return rc_entered_;       \
+	} while (0)
 /* Stop and join the progress thread (the caller has entered). */
 void rt_progress_stop(void);
 

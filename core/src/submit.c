@@ -305,12 +305,7 @@ struct rt_shape *rt_shape_by_req(uint64_t req_id)
 
 bool rt_any_queued(void)
 {
-	if (rt_actor_backlog())
-		return true;
-	for (uint32_t i = 0; i < rt.nshapes; i++)
-		if (rt.shapes[i].queued.count || rt.shapes[i].dl.count)
-			return true;
-	return false;
+	return rt.actor_backlog || rt_shapes_queued();
 }
 
 /* The bytes of the store objects task m takes as arguments (placement weighs moving
@@ -1227,49 +1222,31 @@ static int ref_release_entered(prism_ref ref)
 int prism_submit_fn(const prism_function *handle, const prism_value *args, size_t nargs,
 		    const prism_call_opts *opts, prism_ref *out)
 {
-	rt_enter();
-	int rc = submit_fn_entered(handle, args, nargs, opts, out);
-	rt_leave();
-	return rc;
+	RT_ENTERED(submit_fn_entered(handle, args, nargs, opts, out));
 }
 
 int prism_get(prism_ref ref, int64_t timeout_ns, const void **data, size_t *len)
 {
-	rt_enter();
-	int rc = get_entered(ref, timeout_ns, data, len);
-	rt_leave();
-	return rc;
+	RT_ENTERED(get_entered(ref, timeout_ns, data, len));
 }
 
 int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int64_t timeout_ns,
 	       bool *ready)
 {
-	rt_enter();
-	int rc = wait_entered(refs, n, num_ready, timeout_ns, ready);
-	rt_leave();
-	return rc;
+	RT_ENTERED(wait_entered(refs, n, num_ready, timeout_ns, ready));
 }
 
 int prism_put(const void *data, size_t len, prism_ref *out)
 {
-	rt_enter();
-	int rc = put_entered(data, len, out);
-	rt_leave();
-	return rc;
+	RT_ENTERED(put_entered(data, len, out));
 }
 
 int prism_ref_retain(prism_ref ref)
 {
-	rt_enter();
-	int rc = ref_retain_entered(ref);
-	rt_leave();
-	return rc;
+	RT_ENTERED(ref_retain_entered(ref));
 }
 
 int prism_ref_release(prism_ref ref)
 {
-	rt_enter();
-	int rc = ref_release_entered(ref);
-	rt_leave();
-	return rc;
+	RT_ENTERED(ref_release_entered(ref));
 }
