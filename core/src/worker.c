@@ -519,6 +519,76 @@ static bool deadline_admit(const struct sched_task_msg *m, const struct rt_fn *f
 	return !drop;
 }
 
+/* The user's function, method or constructor.  It runs outside the runtime: its prism
+ * calls enter it, and the progress thread may move what it left waiting (nested calls)
+ * while it computes. */
+static int call_user(prism_task_ctx *ctx, const struct rt_fn *fn,
+		     const struct sched_task_msg *m, const prism_arg *args)
+{
+	int rc;
+	rt_leave();
+	if (m->flags & SCHED_TASK_METHOD)
+		rc = fn->method(ctx, host.state, args, m->nargs);
+	else if (m->flags & SCHED_TASK_CTOR)
+		rc = build_actor(ctx, fn, m, args);
+	else if (fn->kind == RT_FN)
+		rc = fn->fn(ctx, args, m->nargs);
+	else
+		rc = prism_fail(ctx, "an actor %s, called as a task",
+				fn->kind == RT_CLASS ? "class" : "method");
+	rt_enter();
+	return rc;
+}
+
+/* The completion of a task that succeeded, in done_buf; NULL when it cannot be built
+ * (the failure has been sent then).  Store results are handed to the submitter. */
+static struct sched_done_msg *build_done(prism_task_ctx *ctx, const struct sched_task_msg *m,
+					 const struct rt_fn *fn, uint64_t ran)
+{
+	size_t len = sizeof(struct sched_done_msg);
+	for (unsigned i = 0; i < ctx->nreturns; i++)
+		len += sizeof(struct sched_arg) +
+		       (ctx->ret[i].in_store ? PRISM_ID_SIZE
+					     : sched_align8((uint32_t)ctx->ret[i].len));
+	int src = spill_results(ctx, &len);
+	if (src) {
+		send_failure(m, src, "%s: its results (%zu bytes) cannot be sent: %s", fn->name,
+			     len, prism_strerror(src));
+		return NULL;
+	}
+	struct sched_done_msg *d = done_begin(m, len);
+	if (!d) {
+		send_failure(m, -ENOMEM, "%s: no memory for its results", fn->name);
+		return NULL;
+	}
+	d->nreturns = (uint8_t)ctx->nreturns;
+	d->run_ns = ran;
+	uint8_t *p = (uint8_t *)(d + 1);
+	for (unsigned i = 0; i < ctx->nreturns; i++) {
+		struct sched_arg *a = (struct sched_arg *)p;
+		p += sizeof(*a);
+		if (ctx->ret[i].in_store) {
+			/* The owner gets our pin before it hears of the object, so the
+			 * object is never unpinned on the way. */
+			size_t big = ctx->ret[i].len;
+			*a = (struct sched_arg){
+				.len = (uint32_t)(big > UINT32_MAX ? UINT32_MAX : big),
+				.kind = SCHED_ARG_STORE};
+			memcpy(p, ctx->ret[i].id.b, PRISM_ID_SIZE);
+			p += PRISM_ID_SIZE;
+			if (objstore_give(rt.os, ctx->ret[i].id, cur->submitter) == 0)
+				ctx->ret[i].in_store = false; /* no longer ours to drop */
+			continue;
+		}
+		*a = (struct sched_arg){.len = (uint32_t)ctx->ret[i].len,
+					.kind = SCHED_ARG_INLINE};
+		if (ctx->ret[i].len)
+			memcpy(p, ctx->ret[i].data, ctx->ret[i].len);
+		p += sched_align8((uint32_t)ctx->ret[i].len);
+	}
+	return d;
+}
+
 static void run_task(const struct sched_task_msg *m)
 {
 	quiet = (m->flags & SCHED_TASK_CTOR) != 0;
@@ -582,20 +652,7 @@ static void run_task(const struct sched_task_msg *m)
 	ctx.fn = fn;
 	rt.in_task = true;
 	uint64_t t0 = prism_now_ns();
-	int rc;
-	/* The user's code runs outside the runtime: its prism calls enter it, and the
-	 * progress thread may move what it left waiting (nested calls) while it computes. */
-	rt_leave();
-	if (m->flags & SCHED_TASK_METHOD)
-		rc = fn->method(&ctx, host.state, args, m->nargs);
-	else if (m->flags & SCHED_TASK_CTOR)
-		rc = build_actor(&ctx, fn, m, args);
-	else if (fn->kind == RT_FN)
-		rc = fn->fn(&ctx, args, m->nargs);
-	else
-		rc = prism_fail(&ctx, "an actor %s, called as a task",
-				fn->kind == RT_CLASS ? "class" : "method");
-	rt_enter();
+	int rc = call_user(&ctx, fn, m, args);
 	uint64_t ran = prism_now_ns() - t0;
 	rt.in_task = false;
 	if (rc != 0 || ctx.error) {
@@ -606,48 +663,9 @@ static void run_task(const struct sched_task_msg *m)
 				     prism_strerror(rc));
 		goto out;
 	}
-	size_t len = sizeof(struct sched_done_msg);
-	for (unsigned i = 0; i < ctx.nreturns; i++)
-		len += sizeof(struct sched_arg) +
-		       (ctx.ret[i].in_store ? PRISM_ID_SIZE
-					    : sched_align8((uint32_t)ctx.ret[i].len));
-	int src = spill_results(&ctx, &len);
-	if (src) {
-		send_failure(m, src, "%s: its results (%zu bytes) cannot be sent: %s", fn->name,
-			     len, prism_strerror(src));
+	struct sched_done_msg *d = build_done(&ctx, m, fn, ran);
+	if (!d)
 		goto out;
-	}
-	struct sched_done_msg *d = done_begin(m, len);
-	if (!d) {
-		send_failure(m, -ENOMEM, "%s: no memory for its results", fn->name);
-		goto out;
-	}
-	d->nreturns = (uint8_t)ctx.nreturns;
-	d->run_ns = ran;
-	uint8_t *p = (uint8_t *)(d + 1);
-	for (unsigned i = 0; i < ctx.nreturns; i++) {
-		struct sched_arg *a = (struct sched_arg *)p;
-		p += sizeof(*a);
-		if (ctx.ret[i].in_store) {
-			/* The owner gets our pin before it hears of the object, so the
-			 * object is never unpinned on the way. */
-			size_t big = ctx.ret[i].len;
-			*a = (struct sched_arg){
-				.len = (uint32_t)(big > UINT32_MAX ? UINT32_MAX : big),
-				.kind = SCHED_ARG_STORE};
-			memcpy(p, ctx.ret[i].id.b, PRISM_ID_SIZE);
-			p += PRISM_ID_SIZE;
-			if (objstore_give(rt.os, ctx.ret[i].id, cur->submitter) == 0)
-				ctx.ret[i].in_store = false; /* no longer ours to drop */
-			continue;
-		}
-		*a = (struct sched_arg){.len = (uint32_t)ctx.ret[i].len,
-					.kind = SCHED_ARG_INLINE};
-		if (ctx.ret[i].len)
-			memcpy(p, ctx.ret[i].data, ctx.ret[i].len);
-		p += sched_align8((uint32_t)ctx.ret[i].len);
-	}
-
 	sched_client_at(rt.base, rt.slot)->tasks_run++;
 	/* The checkpoint before the reply: a caller that saw a result knows the state it
 	 * left survives a restart. */
