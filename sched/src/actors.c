@@ -164,6 +164,16 @@ static void answer_ok(struct sched_node *n, uint32_t slot, uint64_t req_id, pris
 	ctl__send(n, slot, &m);
 }
 
+/* Answer a client's kill (req_id 0: nobody waits): sent (rc 0) or not (rc). */
+static void answer_kill(struct sched_node *n, uint32_t slot, uint64_t req_id, prism_id id,
+			uint64_t cls, int rc)
+{
+	if (req_id && rc)
+		deny_actor(n, slot, req_id, id, rc);
+	else if (req_id)
+		answer_ok(n, slot, req_id, id, cls);
+}
+
 /* An object given to the daemon's slot (a constructor, a checkpoint): gone for good. */
 static void drop_object(struct sched_node *n, prism_id id)
 {
@@ -674,9 +684,9 @@ void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl
 	 * killing one that ended already is no error, as in Ray; one never created is. */
 	if (!a) {
 		if (!(n->cluster && n->remote))
-			deny_actor(n, slot, m->h.req_id, id, -ENOENT);
+			answer_kill(n, slot, m->h.req_id, id, 0, -ENOENT);
 		else if (!far_kill(n, slot, m->h.req_id, id))
-			deny_actor(n, slot, m->h.req_id, id, -ENOMEM);
+			answer_kill(n, slot, m->h.req_id, id, 0, -ENOMEM);
 		return;
 	}
 	if (a->state != ACTOR_DEAD) {
@@ -684,8 +694,7 @@ void actors__on_kill(struct sched_node *n, uint32_t slot, const struct sched_ctl
 		snprintf(who, sizeof(who), "client %u", slot);
 		kill_actor(n, a, who);
 	}
-	if (m->h.req_id)
-		answer_ok(n, slot, m->h.req_id, id, a->cls);
+	answer_kill(n, slot, m->h.req_id, id, a->cls, 0);
 }
 
 void actors__on_lookup(struct sched_node *n, uint32_t slot, const struct sched_ctl_msg *cm)
@@ -949,10 +958,9 @@ static void on_found(void *arg, int status, struct transport_conn *c, prism_id n
 	if (status) {
 		if (f->kind == FAR_CONNECT)
 			deny_actor(n, f->client, 0, f->id, status);
-		else if (f->kind == FAR_KILL && f->req_id && status == PRISM_E_ACTOR_DIED)
-			answer_ok(n, f->client, f->req_id, f->id, 0); /* ended already */
-		else if (f->kind == FAR_KILL && f->req_id)
-			deny_actor(n, f->client, f->req_id, f->id, status);
+		else if (f->kind == FAR_KILL) /* one that ended already is no error */
+			answer_kill(n, f->client, f->req_id, f->id, 0,
+				    status == PRISM_E_ACTOR_DIED ? 0 : status);
 		far_drop(n, (uint32_t)i);
 		return;
 	}
@@ -961,10 +969,7 @@ static void on_found(void *arg, int status, struct transport_conn *c, prism_id n
 	f->node = node;
 	if (f->kind == FAR_KILL) {
 		int rc = remote__send(n, c, PEER_M_ACTOR_KILL, 0, f->id.b, PRISM_ID_SIZE);
-		if (f->req_id && rc)
-			deny_actor(n, f->client, f->req_id, f->id, rc);
-		else if (f->req_id)
-			answer_ok(n, f->client, f->req_id, f->id, 0);
+		answer_kill(n, f->client, f->req_id, f->id, 0, rc);
 		far_drop(n, (uint32_t)i);
 	} else {
 		far_ask(n, f);
@@ -1021,13 +1026,9 @@ static bool far_kill(struct sched_node *n, uint32_t slot, uint64_t req_id, prism
 {
 	int o = far_owned(n, id);
 	if (o >= 0 && n->far[o].c) {
-		uint64_t cls = n->far[o].cls;
 		int rc =
 			remote__send(n, n->far[o].c, PEER_M_ACTOR_KILL, 0, id.b, PRISM_ID_SIZE);
-		if (req_id && rc)
-			deny_actor(n, slot, req_id, id, rc);
-		else if (req_id)
-			answer_ok(n, slot, req_id, id, cls);
+		answer_kill(n, slot, req_id, id, n->far[o].cls, rc);
 		return true;
 	}
 	struct actor_far *f = far_new(n, FAR_KILL);
