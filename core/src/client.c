@@ -175,19 +175,51 @@ bool rt_lease_claim(struct rt_lease *l)
 	struct sched_lease *ls = sched_lease_at(rt.base, l->idx);
 	if (ls->generation == l->gen) {
 		atomic_store(&ls->busy, 1);
-		if (atomic_load(&ls->state) == SCHED_LEASE_GRANTED && ls->generation == l->gen)
+		uint32_t st = atomic_load(&ls->state);
+		if (st == SCHED_LEASE_GRANTED && ls->generation == l->gen)
 			return true;
+		if (st == SCHED_LEASE_RETURNING && ls->generation == l->gen) {
+			/* The node is recalling it, or about to see our flag and back off: we
+			 * cannot tell which.  Unclaim and keep it, unused, until its answer:
+			 * RECALLED (then it goes), or the state back to GRANTED (then it is
+			 * ours again; rt_leases_maintain looks).  Forgetting it here would
+			 * leave a lease the node thinks busy and nobody uses, with its worker. */
+			atomic_store(&ls->busy, 0);
+			l->held_off = true;
+			return false;
+		}
 	}
-	/* Recalled (or already granted anew to someone else, whose flag we leave be: a
-	 * spurious "busy" only delays a reclaim). */
+	/* Recalled and freed (or already granted anew to someone else, whose flag we
+	 * leave be: a spurious "busy" only delays a reclaim). */
 	rt_lease_forget(l);
 	return false;
+}
+
+/* Leases held off by rt_lease_claim() that the node left to us after all. */
+static void leases_held_off(void)
+{
+	for (uint32_t i = rt.nactive; i-- > 0;) {
+		struct rt_lease *l = rt.active[i];
+		if (!l->held_off)
+			continue;
+		struct sched_lease *ls = sched_lease_at(rt.base, l->idx);
+		if (ls->generation != l->gen)
+			rt_lease_forget(l); /* freed: the RECALLED is on its way or was lost */
+		else if (atomic_load(&ls->state) == SCHED_LEASE_GRANTED)
+			l->held_off = false;
+	}
 }
 
 /* The last task in flight on a lease came back. */
 void rt_lease_idle(struct rt_lease *l)
 {
 	struct sched_lease *ls = sched_lease_at(rt.base, l->idx);
+	if (l->recalled) {
+		uint32_t idx = l->idx, gen = l->gen;
+		rt_lease_forget(l);
+		rt_send_ctl(SCHED_M_LEASE_RETURN, idx, gen, 0);
+		return;
+	}
 	l->idle_since = prism_now_ns();
 	if (ls->generation == l->gen) {
 		atomic_store(&ls->idle_since_ns, l->idle_since);
@@ -214,6 +246,16 @@ static struct rt_lease *lease_open(const struct sched_ctl_msg *m)
 	if (m->a >= SCHED_MAX_LEASES || m->b >= SCHED_MAX_CLIENTS)
 		return NULL;
 	struct rt_lease *l = &rt.leases[m->a];
+	if (l->state != LEASE_NONE) {
+		/* Granted anew while we still had it: whatever was in flight on the old
+		 * grant is lost with it (runs again, or fails, as for a dead worker). */
+		PRISM_LOG_E("client",
+			    "lease %u granted again (generation %u) while still open here "
+			    "(generation %u, %u in flight, held off %d)",
+			    m->a, m->c, l->gen, l->fl.count, l->held_off);
+		rt_on_lease_lost(l);
+		lease_close(l);
+	}
 	/* A worker on another node: the node's daemon takes the tasks (and is woken
 	 * through its eventfd, as for the control ring). */
 	bool remote = m->b == SCHED_DAEMON_SLOT;
@@ -233,6 +275,7 @@ static struct rt_lease *lease_open(const struct sched_ctl_msg *m)
 		return NULL;
 	}
 	l->state = LEASE_ACTIVE;
+	l->held_off = l->recalled = false;
 	l->actor = NULL;
 	l->idx = m->a;
 	l->gen = m->c;
@@ -275,9 +318,19 @@ static void on_recalled(const struct sched_ctl_msg *m)
 	if (m->a >= SCHED_MAX_LEASES)
 		return;
 	struct rt_lease *l = &rt.leases[m->a];
-	/* The node recalls only leases with nothing in flight. */
-	if (l->state == LEASE_ACTIVE && l->gen == m->c && l->fl.count == 0)
+	/* The node recalls only leases with nothing in flight.  Our answer frees the
+	 * lease's rings for another grant: only once we no longer touch them. */
+	if (l->state == LEASE_ACTIVE && l->gen == m->c && l->fl.count) {
+		PRISM_LOG_E("client",
+			    "lease %u recalled with %u in flight (busy %u, held off %d)", m->a,
+			    l->fl.count, atomic_load(&sched_lease_at(rt.base, m->a)->busy),
+			    l->held_off);
+		l->held_off = l->recalled = true; /* answered when they are back */
+		return;
+	}
+	if (l->state == LEASE_ACTIVE && l->gen == m->c)
 		rt_lease_forget(l);
+	rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
 }
 
 static void on_denied(const struct sched_ctl_msg *m)
@@ -293,8 +346,13 @@ static size_t drain_done(struct rt_lease *l, int max);
 
 static void on_lost(const struct sched_ctl_msg *m)
 {
-	if (m->a >= SCHED_MAX_LEASES || rt.leases[m->a].state == LEASE_NONE)
+	if (m->a >= SCHED_MAX_LEASES)
 		return;
+	/* The node reuses the lease once we say we let go of it. */
+	if (rt.leases[m->a].state == LEASE_NONE || rt.leases[m->a].gen != m->c) {
+		rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
+		return;
+	}
 	struct rt_lease *l = &rt.leases[m->a];
 	PRISM_LOG_I("client", "lease %u lost: worker pid %d died with %u tasks in flight", m->a,
 		    (int)l->worker_pid, l->fl.count);
@@ -302,9 +360,12 @@ static void on_lost(const struct sched_ctl_msg *m)
 	 * first, so only what really was lost runs again. */
 	while (drain_done(l, 256) > 0)
 		;
-	rt_on_lease_lost(l);
-	lease_close(l);
-	rt_rebuild_waitset();
+	if (l->state == LEASE_ACTIVE) {
+		rt_on_lease_lost(l);
+		lease_close(l);
+		rt_rebuild_waitset();
+	}
+	rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
 	rt_flush_queued();
 }
 
@@ -354,7 +415,8 @@ static size_t drain_done(struct rt_lease *l, int max)
 	size_t n = 0;
 	if (!dbuf && !(dbuf = prism_aligned_alloc(64, SCHED_MSG_MAX + SCHED_SLOT)))
 		return 0;
-	for (int k = 0; k < max; k++) {
+	for (int k = 0; k < max && l->state == LEASE_ACTIVE; k++) {
+		/* (a completion may close the lease: a recalled one, when it was the last) */
 		int len = sched_msg_recv(l->done, dbuf, SCHED_MSG_MAX + SCHED_SLOT);
 		if (len <= 0)
 			break;
@@ -408,6 +470,7 @@ void rt_leases_maintain(void)
 	if (c < rt.next_maintain)
 		return;
 	rt.next_maintain = c + prism_ns_to_cycles(LEASE_IDLE_NS / 16);
+	leases_held_off();
 	uint64_t now = prism_now_ns();
 	/* From the end: returning a lease compacts rt.active behind the cursor only. */
 	for (uint32_t i = rt.nactive; i-- > 0;) {

@@ -178,6 +178,8 @@ struct rt_lease {
 	prism_ring *spec, *done;
 	struct inflight fl;
 	uint64_t idle_since;
+	bool held_off; /* being recalled, or was: not used until the node says (client.c) */
+	bool recalled; /* recalled with tasks in flight: answered when they are back */
 };
 
 struct rt {

@@ -181,7 +181,8 @@ static struct rt_lease *pick_lease(uint32_t shape)
 	struct rt_lease *best = NULL;
 	for (uint32_t i = 0; i < rt.nactive; i++) {
 		struct rt_lease *l = rt.active[i];
-		if (l->shape == shape && !l->actor && (!best || l->fl.count < best->fl.count))
+		if (l->shape == shape && !l->actor && !l->held_off &&
+		    (!best || l->fl.count < best->fl.count))
 			best = l;
 	}
 	return best;

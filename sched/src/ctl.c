@@ -79,11 +79,14 @@ static void res_account(struct sched_node *n, uint32_t l, int sign, bool skip_cp
 		n->res_used[r] += sign > 0 ? n->lease_res[l][r] : -n->lease_res[l][r];
 }
 
-static void lease_free(struct sched_node *n, uint32_t l)
+/* The worker's side of lease l ends: its resources go back and the worker is idle (once
+ * only). */
+static void lease_drop_worker(struct sched_node *n, uint32_t l)
 {
+	if (n->lease_wgone[l])
+		return;
+	n->lease_wgone[l] = true;
 	struct sched_lease *ls = sched_lease_at(n->base, l);
-	if (ls->submitter == SCHED_DAEMON_SLOT)
-		remote__hosted_freed(n, l);
 	struct client_local *w = &n->cl[ls->worker];
 	if (w->lease == (int)l) {
 		res_account(n, l, -1, w->blocked);
@@ -94,7 +97,28 @@ static void lease_free(struct sched_node *n, uint32_t l)
 		res_account(n, l, -1, false);
 	}
 	memset(n->lease_res[l], 0, sizeof(n->lease_res[l]));
+}
+
+static void lease_free(struct sched_node *n, uint32_t l)
+{
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	if (ls->submitter == SCHED_DAEMON_SLOT)
+		remote__hosted_freed(n, l);
+	lease_drop_worker(n, l);
+	n->lease_await[l] = n->lease_acked[l] = false;
 	atomic_store(&ls->state, SCHED_LEASE_FREE);
+}
+
+/* One side of a lease the node ended is done (worker: released or dead; submitter:
+ * acknowledged or dead); the lease is free when both are. */
+static void recall_step(struct sched_node *n, uint32_t l, bool worker)
+{
+	if (worker)
+		lease_drop_worker(n, l);
+	else
+		n->lease_acked[l] = true;
+	if (n->lease_wgone[l] && n->lease_acked[l])
+		lease_free(n, l);
 }
 
 bool ctl__res_fit(const struct sched_node *n, const uint64_t *milli)
@@ -146,6 +170,7 @@ int ctl__lease_open(struct sched_node *n, uint32_t client, uint32_t worker,
 	else
 		memset(n->lease_res[l], 0, sizeof(n->lease_res[l]));
 	n->lease_chan[l] = chan;
+	n->lease_await[l] = n->lease_wgone[l] = n->lease_acked[l] = false;
 	if (!chan)
 		n->cl[worker].lease = (int)l;
 	res_account(n, l, 1, false);
@@ -182,6 +207,25 @@ static int lease_grant(struct sched_node *n, const struct lease_req *rq, uint32_
 void ctl__lease_close(struct sched_node *n, uint32_t l)
 {
 	lease_free(n, l);
+}
+
+void ctl__lease_lost(struct sched_node *n, uint32_t l, int code)
+{
+	struct sched_lease *ls = sched_lease_at(n->base, l);
+	if (atomic_load(&ls->state) != SCHED_LEASE_GRANTED ||
+	    ls->submitter >= SCHED_DAEMON_SLOT) {
+		lease_free(n, l); /* the submitter let go already, or is another node */
+		return;
+	}
+	struct sched_ctl_msg m;
+	ctl__msg_init(&m, SCHED_M_LEASE_LOST);
+	m.a = l;
+	m.c = ls->generation;
+	m.code = code;
+	ctl__send(n, ls->submitter, &m);
+	atomic_store(&ls->state, SCHED_LEASE_RETURNING);
+	n->lease_await[l] = true;
+	recall_step(n, l, true);
 }
 
 void ctl__lease_return(struct sched_node *n, uint32_t l, bool discard)
@@ -265,6 +309,7 @@ static uint32_t reclaim_idle(struct sched_node *n, uint32_t wanted)
 			atomic_store(&ls->state, SCHED_LEASE_GRANTED); /* the client won */
 			continue;
 		}
+		n->lease_await[l] = true;
 		struct sched_ctl_msg m;
 		ctl__msg_init(&m, SCHED_M_LEASE_REVOKE);
 		m.a = l;
@@ -388,8 +433,14 @@ static void on_lease_return(struct sched_node *n, uint32_t slot, const struct sc
 {
 	struct sched_lease *ls = lease_of(n, m->a);
 	if (ls && ls->submitter == slot && ls->generation == m->b &&
-	    atomic_load(&ls->state) == SCHED_LEASE_RETURNING)
-		return; /* recalled already: the two crossed */
+	    atomic_load(&ls->state) == SCHED_LEASE_RETURNING) {
+		/* Recalled: this is the submitter's acknowledgement (or its own return,
+		 * crossing the recall, which acknowledges it as well). */
+		if (n->lease_await[m->a])
+			recall_step(n, m->a, false);
+		ctl__dispatch(n);
+		return;
+	}
 	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_GRANTED || ls->submitter != slot ||
 	    ls->generation != m->b) {
 		PRISM_LOG_W("ctl", "client %u returned lease %u it does not hold", slot, m->a);
@@ -407,11 +458,15 @@ static void on_lease_released(struct sched_node *n, uint32_t slot,
 			      const struct sched_ctl_msg *m)
 {
 	struct sched_lease *ls = lease_of(n, m->a);
-	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_RETURNING || ls->worker != slot) {
+	if (!ls || atomic_load(&ls->state) != SCHED_LEASE_RETURNING || ls->worker != slot ||
+	    n->lease_wgone[m->a]) {
 		PRISM_LOG_W("ctl", "worker %u released lease %u out of turn", slot, m->a);
 		return;
 	}
-	lease_free(n, m->a);
+	if (n->lease_await[m->a])
+		recall_step(n, m->a, true);
+	else
+		lease_free(n, m->a);
 	ctl__dispatch(n);
 }
 
@@ -526,18 +581,21 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 		uint32_t st = atomic_load(&ls->state);
 		if (st == SCHED_LEASE_FREE)
 			continue;
-		if (ls->worker == slot) {
+		if (ls->worker == slot && n->lease_wgone[l]) {
+			/* A recalled lease this worker had released already. */
+		} else if (ls->worker == slot && n->lease_await[l]) {
+			recall_step(n, l, true); /* recalled: nothing in flight */
+		} else if (ls->worker == slot) {
 			/* The worker is gone: the submitter must retry what it had in flight. */
 			if (st == SCHED_LEASE_GRANTED && ls->submitter == SCHED_DAEMON_SLOT) {
 				remote__hosted_lost(n, l, PRISM_E_PIPE);
-			} else if (st == SCHED_LEASE_GRANTED) {
-				ctl__msg_init(&m, SCHED_M_LEASE_LOST);
-				m.a = l;
-				m.c = ls->generation;
-				m.code = PRISM_E_PIPE;
-				ctl__send(n, ls->submitter, &m);
+				lease_free(n, l);
+			} else {
+				ctl__lease_lost(n, l, PRISM_E_PIPE);
 			}
-			lease_free(n, l);
+		} else if (ls->submitter == slot && st == SCHED_LEASE_RETURNING &&
+			   n->lease_await[l]) {
+			recall_step(n, l, false); /* nobody is left to acknowledge */
 		} else if (ls->submitter == slot && st == SCHED_LEASE_GRANTED &&
 			   ls->worker == SCHED_DAEMON_SLOT) {
 			remote__revoke(n, l, true);

@@ -733,9 +733,13 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 		OUT(" %s %.3g/%.3g", n->hdr->res[r].name, n->res_used[r] / 1000.0,
 		    n->hdr->res[r].total_milli / 1000.0);
 	OUT("\n");
-	OUT("drivers: %u   workers: %u (%u busy, %u idle)   spawned %llu, died %llu\n", drivers,
-	    workers, busy, workers - busy, (unsigned long long)n->workers_spawned,
-	    (unsigned long long)n->workers_died);
+	uint32_t starting = 0;
+	for (uint32_t c = 0; c < NODE_MAX_CODES; c++)
+		starting += n->codes[c].starting;
+	OUT("drivers: %u   workers: %u (%u busy, %u idle, %u starting; at most %u)   spawned "
+	    "%llu, died %llu\n",
+	    drivers, workers, busy, workers - busy, starting, n->o.max_workers,
+	    (unsigned long long)n->workers_spawned, (unsigned long long)n->workers_died);
 	OUT("tasks run: %llu (failed %llu)\n", (unsigned long long)tasks,
 	    (unsigned long long)failed);
 	ctl__status_leases(n, buf, len, &off);
@@ -749,16 +753,62 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 		    (double)os_st.used_bytes / 1048576.0, (double)os_st.arena_bytes / 1048576.0,
 		    (unsigned long long)os_st.objects, (unsigned long long)os_st.max_objects,
 		    (unsigned long long)os_st.evictions);
-	OUT("clients:\n  slot  kind    pid      state     lease  tasks_run\n");
+	/* Per client: the lease it serves (a worker), whether it is blocked in a get, the
+	 * leases it holds as a submitter (busy of them) and its lease requests waiting. */
+	uint32_t held[SCHED_MAX_CLIENTS] = {0}, held_busy[SCHED_MAX_CLIENTS] = {0};
+	uint32_t asks[SCHED_MAX_CLIENTS] = {0};
+	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++) {
+		const struct sched_lease *ls = sched_lease_at(n->base, l);
+		if (atomic_load(&ls->state) == SCHED_LEASE_FREE ||
+		    ls->submitter >= SCHED_MAX_CLIENTS)
+			continue;
+		held[ls->submitter]++;
+		held_busy[ls->submitter] += atomic_load(&ls->busy) != 0;
+	}
+	for (uint32_t q = 0; q < n->nreqs; q++)
+		if (n->reqs[q].client < SCHED_MAX_CLIENTS)
+			asks[n->reqs[q].client]++;
+	/* Each lease: who submits to whom, and what waits in its two rings (a message
+	 * that stays in a ring whose reader sleeps is a lost wake-up). */
+	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++) {
+		const struct sched_lease *ls = sched_lease_at(n->base, l);
+		uint32_t st = atomic_load(&ls->state);
+		if (st == SCHED_LEASE_FREE)
+			continue;
+		int fill[2] = {-1, -1};
+		for (int dir = 0; dir < 2; dir++) {
+			prism_ring *r = NULL;
+			uint32_t end = dir ? ls->submitter : ls->worker;
+			if (end < SCHED_MAX_CLIENTS &&
+			    prism_ring_attach_shared(sched_lease_ring_at(n->base, l, dir),
+						     n->hdr->lease_ring_bytes,
+						     ctl__bell(n, end), &r) == 0)
+				fill[dir] = (int)prism_ring_count(r);
+			prism_ring_destroy(r);
+		}
+		OUT("  lease %u: client %u -> worker %u, %s%s%s, slots waiting: spec %d, done "
+		    "%d\n",
+		    l, ls->submitter, ls->worker,
+		    st == SCHED_LEASE_GRANTED ? "granted"
+		    : !n->lease_await[l]      ? "returning"
+		    : n->lease_wgone[l] ? "recalled (the worker let go; the submitter not yet)"
+					: "recalled",
+		    atomic_load(&ls->busy) ? ", busy" : "", n->lease_chan[l] ? ", actor" : "",
+		    fill[0], fill[1]);
+	}
+	OUT("clients:\n  slot  kind    pid      state     lease  blocked  holds(busy)  asks  "
+	    "asleep  tasks_run\n");
 	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++) {
 		struct client_local *cl = &n->cl[i];
 		if (!cl->kind)
 			continue;
 		uint32_t st = atomic_load(&node__client(n, i)->state);
 		static const char *const states[] = {"free", "starting", "attached", "dead"};
-		OUT("  %-5u %-7s %-8d %-9s %-6d %llu\n", i,
+		bool asleep = prism_doorbell_asleep(node__client(n, i)->bell, NULL, NULL);
+		OUT("  %-5u %-7s %-8d %-9s %-6d %-8s %4u(%u)%*s %-5u %-7s %llu\n", i,
 		    cl->kind == SCHED_KIND_DRIVER ? "driver" : "worker", (int)cl->pid,
-		    st < 4 ? states[st] : "?", cl->lease,
+		    st < 4 ? states[st] : "?", cl->lease, cl->blocked ? "yes" : "-", held[i],
+		    held_busy[i], held_busy[i] >= 10 ? 4 : 5, "", asks[i], asleep ? "yes" : "-",
 		    (unsigned long long)node__client(n, i)->tasks_run);
 	}
 #undef OUT

@@ -104,7 +104,14 @@ struct sched_node {
 	uint64_t res_used[SCHED_MAX_RES];
 	uint64_t lease_res[SCHED_MAX_LEASES][SCHED_MAX_RES];
 	bool lease_chan[SCHED_MAX_LEASES]; /* an actor channel: never recalled when idle */
-	struct actor *actors;              /* NODE_MAX_ACTORS */
+	/* A lease the node ends without its submitter (recalled idle, or its worker died:
+	 * ctl.c): the worker's side ends at once, but the lease's rings are reused only once
+	 * the submitter has acknowledged (LEASE_RETURN), so a submitter that has not yet
+	 * read the news can never read or write the rings of the next grant. */
+	bool lease_await[SCHED_MAX_LEASES];
+	bool lease_wgone[SCHED_MAX_LEASES]; /* its worker released it (or died) */
+	bool lease_acked[SCHED_MAX_LEASES]; /* await: its submitter let go (or died) */
+	struct actor *actors;               /* NODE_MAX_ACTORS */
 	struct actor_wait *waits;
 	uint32_t nwaits, capwaits;
 	struct actor_far *far; /* actors.c: creations, connects, kills across nodes */
@@ -287,6 +294,9 @@ int ctl__idle_worker(struct sched_node *n, int code);
 void *ctl__bell(struct sched_node *n, uint32_t slot);
 /* Free lease l now (its far end is gone or was told). */
 void ctl__lease_close(struct sched_node *n, uint32_t l);
+/* Lease l's worker is gone (code: why): its submitter is told (LEASE_LOST) and the lease
+ * is free once it has acknowledged. */
+void ctl__lease_lost(struct sched_node *n, uint32_t l, int code);
 /* Tell lease l's worker to drain and let it go (discard: drop what is queued). */
 void ctl__lease_return(struct sched_node *n, uint32_t l, bool discard);
 void ctl__deny(struct sched_node *n, const struct lease_req *rq, int code);

@@ -582,16 +582,8 @@ void remote__revoke(struct sched_node *n, uint32_t l, bool discard)
 static void proxy_lost(struct sched_node *n, uint32_t l, int code)
 {
 	struct proxy *p = &n->remote->proxies[l];
-	struct sched_lease *ls = sched_lease_at(n->base, l);
-	struct sched_ctl_msg m;
-	ctl__msg_init(&m, SCHED_M_LEASE_LOST);
-	m.a = l;
-	m.c = ls->generation;
-	m.code = code;
-	if (atomic_load(&ls->state) == SCHED_LEASE_GRANTED)
-		ctl__send(n, ls->submitter, &m);
 	proxy_clear(p);
-	ctl__lease_close(n, l);
+	ctl__lease_lost(n, l, code);
 }
 
 /* ---- A: completions coming back -------------------------------------------------------- */

@@ -46,12 +46,12 @@ echo "$out" | grep -q "tasks run: 3" && pass=$((pass + 1)) || { fail=$((fail + 1
 # The node learns that the driver left when it reads the hang-up of the driver's socket,
 # which may come after this status request: the leases return within moments, not at once.
 i=0
-while ! echo "$out" | grep -q "workers: 2 (0 busy, 2 idle)" && [ $i -lt 50 ]; do
+while ! echo "$out" | grep -q "workers: 2 (0 busy, 2 idle," && [ $i -lt 50 ]; do
 	sleep 0.1
 	out=$("$prism" status)
 	i=$((i + 1))
 done
-echo "$out" | grep -q "workers: 2 (0 busy, 2 idle)" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: the driver's workers stay for the next one: $out"; }
+echo "$out" | grep -q "workers: 2 (0 busy, 2 idle," && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: the driver's workers stay for the next one: $out"; }
 check "stop" "$prism" stop
 check_not "status after stop" "$prism" status
 check_not "attach to a stopped node" env PRISM_ADDRESS=auto timeout 30 "$echo_bin" x

@@ -200,6 +200,16 @@ void prism_doorbell_prepare_sleep(void *bell)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
+bool prism_doorbell_asleep(const void *bell, uint64_t *sleeps, uint64_t *wakes)
+{
+	const struct doorbell *b = bell;
+	if (sleeps)
+		*sleeps = atomic_load_explicit(&b->sleeps, memory_order_relaxed);
+	if (wakes)
+		*wakes = atomic_load_explicit(&b->wakes, memory_order_relaxed);
+	return atomic_load_explicit(&b->sleeping, memory_order_relaxed) != 0;
+}
+
 void prism_doorbell_cancel_sleep(void *bell)
 {
 	struct doorbell *b = bell;

@@ -30,6 +30,7 @@
 #ifndef PRISM_BASE_RING_H
 #define PRISM_BASE_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -113,6 +114,9 @@ unsigned prism_ring_free_count(const prism_ring *r);
 void prism_doorbell_prepare_sleep(void *bell);
 void prism_doorbell_cancel_sleep(void *bell);
 void prism_ring_set_wake_fd(prism_ring *r, int fd);
+/* Whether a consumer sleeps behind bell now, and how many times it has slept and been
+ * woken (for status reports; racy by nature). */
+bool prism_doorbell_asleep(const void *bell, uint64_t *sleeps, uint64_t *wakes);
 
 /* Consumer: copy the first element into obj without taking it; returns 1, or 0 when the
  * ring is empty.  Lets a consumer of several rings choose which to serve first. */
