@@ -171,6 +171,19 @@ PRISM_API int prism_return(prism_task_ctx *ctx, unsigned index, const void *data
 /* Inside a task: set result `index` to the value of a ref this task holds (for example
  * the result of a nested task): the caller receives the value. */
 PRISM_API int prism_return_ref(prism_task_ctx *ctx, unsigned index, prism_ref ref);
+/* Inside a task: set result `index` to a copy of len bytes that contain refs (their
+ * prism_ref values written into the bytes, say), and make the result hold a reference to
+ * each of refs[0..nrefs), as a value returned with refs inside it holds them in Ray.  Each
+ * must be a ref this task holds (a prism_put, or the result of a call it made); their
+ * values are waited for here, and one that failed fails this task.  The process that gets
+ * the result may use the refs it contains (prism_get, prism_wait, prism_refval) for as
+ * long as it holds the result, and keeps one longer with prism_ref_retain() (then
+ * releases it as usual); each value is freed once neither a ref nor a result holding it
+ * is left.  At most PRISM_MAX_CONTAINED refs.  Errors: -EINVAL, -ENOTSUP when the caller
+ * is on another node of a cluster (refs inside results do not cross nodes yet). */
+#define PRISM_MAX_CONTAINED 256
+PRISM_API int prism_return_with_refs(prism_task_ctx *ctx, unsigned index, const void *data,
+				     size_t len, const prism_ref *refs, size_t nrefs);
 /* Inside a task: fail it with a message; the function should then return its result.
  * Returns PRISM_E_TASK_FAILED so `return prism_fail(ctx, "...")` reads naturally. */
 PRISM_API int prism_fail(prism_task_ctx *ctx, const char *fmt, ...)

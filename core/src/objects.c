@@ -59,9 +59,12 @@ int obj_table_init(void)
 
 void obj_table_fini(void)
 {
-	for (size_t i = 0; i < cap && index_; i++)
-		if (index_[i])
-			obj_drop(index_[i]);
+	/* A drop may drop the entries its value contained, and deletion shifts entries
+	 * back: pass again until none is left. */
+	while (index_ && used)
+		for (size_t i = 0; i < cap; i++)
+			while (index_[i])
+				obj_drop(index_[i]);
 	while (slabs) {
 		struct slab *n = slabs->next;
 		for (int i = 0; i < SLAB; i++)
@@ -234,14 +237,26 @@ void obj_drop(struct obj *o)
 		prism_free((void *)o->data);
 	if (o->in_store && rt.os) {
 		/* This process owns the value: with its last ref gone nobody can ask for it
-		 * again, and the bytes go once the tasks reading it let go of their pins. */
+		 * again, and the bytes go once the tasks reading it let go of their pins.
+		 * One it gave away inside a result belongs to the process that got it. */
 		objstore_release(rt.os, o->store_id);
-		objstore_delete(rt.os, o->store_id);
+		if (!o->given)
+			objstore_delete(rt.os, o->store_id);
 	}
+	prism_id *inner = o->inner;
+	uint32_t ninner = o->ninner;
 	unindex(o);
 	o->next_free = free_list;
 	free_list = o;
 	entry_poison(o);
+	/* The refs the value contained lose this holder (after the entry is gone: a value
+	 * may contain a ref to an object that contains it no more than once per level). */
+	for (uint32_t i = 0; i < ninner; i++) {
+		struct obj *c = obj_find(inner[i]);
+		if (c && c->holders && --c->holders == 0 && obj_unused(c))
+			obj_drop(c);
+	}
+	prism_free(inner);
 }
 
 size_t obj_count(void)

@@ -79,14 +79,20 @@ struct task_wait; /* a submitted task whose ref arguments are not ready yet */
 struct obj {
 	prism_id id;
 	uint32_t refs;    /* references held by the user; 0: released, kept for uses */
-	uint32_t uses;    /* tasks in flight reading it from the store */
+	uint32_t uses;    /* tasks in flight reading it from the store, or a result
+			   * being sent that contains it (rt_share) */
+	uint32_t holders; /* results this process holds that contain it */
 	uint8_t state;    /* enum obj_state */
 	uint8_t in_store; /* value is a pinned store object */
 	uint8_t on_heap;  /* value is a prism_malloc'd copy */
 	uint8_t err;      /* OBJ_FAILED: enum obj_err, what prism_get() returns */
+	uint8_t given;    /* in_store: another process owns the store object now (it got
+			   * it inside a result): dropping the entry only unpins */
 	uint32_t len;
+	uint32_t ninner; /* refs the value contains (prism_return_with_refs) */
 	uint64_t store_len;
 	prism_id store_id; /* in_store: the store object holding the value, pinned by us */
+	prism_id *inner;   /* ninner ids, each holding one of its entry's `holders` */
 	const void *data;
 	struct task_wait *waiters; /* tasks waiting for this value */
 	struct obj *next_free;
@@ -110,6 +116,12 @@ static inline uint64_t obj_len(const struct obj *o)
 	return o->in_store ? o->store_len : o->len;
 }
 void obj_drop(struct obj *o);
+/* Nothing holds it any more: no ref, no result containing it, no task reading it, no
+ * task waiting for it. */
+static inline bool obj_unused(const struct obj *o)
+{
+	return !o->refs && !o->holders && !o->uses && !o->waiters;
+}
 size_t obj_count(void);
 
 /* ---- client.c: the process's link to its node ------------------------------------------- */
@@ -257,6 +269,25 @@ void fl_free(struct inflight *f);
 void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len);
 /* The worker of lease l died: resubmit or fail what it had in flight. */
 void rt_on_lease_lost(struct rt_lease *l);
+/* Helping.  A worker blocked in a get or wait inside a task may run tasks it queued
+ * itself that no lease has taken yet (worker.c, rt_worker_help()), so a tree of nested
+ * waits finishes however few workers the node can start.  rt_can_help(): whether such a
+ * task waits (CPU-only shapes: the CPU the worker lent back covers it);
+ * rt_take_for_help(): the next one, out of its queue, as a prism_malloc'd copy the
+ * caller frees (NULL: none, or no memory); rt_on_done_here(): its completion, built in
+ * this process (d NULL: none could be built, the task fails). */
+bool rt_can_help(void);
+/* Refs inside results (prism_return_with_refs).  rt_share(): ref id's value as a store
+ * object another process may hold (made from an inline value if need be), *sid its id,
+ * with one new pin for the caller to send and a use of the entry.  rt_unshare() ends
+ * it: how 0, not sent (the pin is dropped); 1, the pin and the object's ownership went
+ * to another process (the entry no longer deletes the object); 2, sent to this very
+ * process. */
+int rt_share(prism_id id, prism_id *sid);
+void rt_unshare(prism_id id, prism_id sid, int how);
+struct sched_task_msg *rt_take_for_help(void);
+void rt_on_done_here(const struct sched_task_msg *m, const struct sched_done_msg *d,
+		     size_t len);
 /* Push queued tasks to leases that have room. */
 void rt_flush_queued(void);
 /* Fail every queued task of a shape (NULL: of every shape). */
@@ -338,7 +369,11 @@ void rt_progress_stop(void);
 /* ---- worker.c ------------------------------------------------------------------------------- */
 
 int rt_worker_main(void);
-/* A worker blocked in a get tells its node so another task can use the CPU. */
+/* A worker blocked in a get tells its node so another task can use the CPU (nested:
+ * only the outermost block and unblock are sent). */
 void rt_worker_block(bool blocked);
+/* Run one task this worker queued itself (see rt_can_help()) in this process, while a
+ * task of its waits.  Returns whether one ran. */
+bool rt_worker_help(void);
 
 #endif

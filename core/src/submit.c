@@ -83,10 +83,12 @@ struct task_wait {
 
 /* The entry of a ref the user still holds, or NULL (an entry with no refs left lives on
  * only while tasks read its object). */
+/* A ref this process may use: the user holds it, or a result the user holds contains
+ * it. */
 static struct obj *held(prism_id id)
 {
 	struct obj *o = obj_find(id);
-	return o && o->refs ? o : NULL;
+	return o && (o->refs || o->holders) ? o : NULL;
 }
 
 static void fail_result_code(prism_id task, unsigned nret, int code, const char *fmt, ...)
@@ -160,8 +162,8 @@ static void msg_build(uint8_t *buf, size_t len, prism_id task, const struct rt_f
 		struct sched_arg *h = (struct sched_arg *)p;
 		h->kind = a[i].kind;
 		h->len = (uint32_t)a[i].len;
-		memset(h->pad_, 0, sizeof(h->pad_));
-		h->pad_[0] = a[i].temp; /* the submitter's own note; workers ignore it */
+		h->nrefs = 0;
+		h->temp = a[i].temp; /* the submitter's own note; workers ignore it */
 		p += sizeof(*h);
 		if (a[i].kind == SCHED_ARG_STORE) {
 			memcpy(p, a[i].id.b, PRISM_ID_SIZE);
@@ -451,7 +453,7 @@ static void release_task_args(const struct sched_task_msg *m)
 		if (a->kind == SCHED_ARG_STORE && p + PRISM_ID_SIZE <= end) {
 			prism_id id;
 			memcpy(id.b, p, PRISM_ID_SIZE);
-			done_with(id, a->pad_[0] != 0);
+			done_with(id, a->temp != 0);
 			p += PRISM_ID_SIZE;
 		} else {
 			p += sched_align8(a->len);
@@ -534,8 +536,8 @@ static int resolve(const prism_value *v, size_t i, struct rarg *out, const char 
 				i, v->len, prism_strerror(rc));
 		return rc;
 	}
-	struct obj *o = obj_find(v->ref.id);
-	if (!o || o->refs == 0) {
+	struct obj *o = held(v->ref.id);
+	if (!o) {
 		rt_set_error("argument %zu is a ref this process does not hold (released?)", i);
 		return PRISM_E_RELEASED;
 	}
@@ -547,6 +549,12 @@ static int resolve(const prism_value *v, size_t i, struct rarg *out, const char 
 		*out = (struct rarg){.kind = SCHED_ARG_INLINE};
 		*failed = o->data;
 		return 0;
+	}
+	if (o->in_store && o->given && !objstore_contains(rt.os, o->store_id)) {
+		/* We gave it away inside a result, and its new owner deleted it: our pin
+		 * keeps the bytes, which travel as a value now. */
+		prism_value copy = prism_bytes(o->data, obj_len(o));
+		return resolve(&copy, i, out, failed);
 	}
 	if (!o->in_store) {
 		*out = (struct rarg){.kind = SCHED_ARG_INLINE, .data = o->data, .len = o->len};
@@ -568,7 +576,7 @@ static void done_with(prism_id id, bool temp)
 		return;
 	}
 	struct obj *o = obj_find(id);
-	if (o && o->uses && --o->uses == 0 && o->refs == 0)
+	if (o && o->uses && --o->uses == 0 && obj_unused(o))
 		obj_drop(o);
 }
 
@@ -941,14 +949,116 @@ static void take_store_result(const struct sched_task_msg *m, struct obj *o, con
 	notify(o);
 }
 
-void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
+/* ---- refs inside results -------------------------------------------------------------------- */
+
+int rt_share(prism_id id, prism_id *sid)
 {
-	const struct sched_task_msg *m = (const struct sched_task_msg *)fl_peek(&l->fl);
-	if (len < sizeof(*d) || !m || !prism_id_eq(m->task, d->task)) {
-		PRISM_LOG_E("submit", "lease %u: a completion that matches no task in flight",
-			    l->idx);
-		return;
+	struct obj *o = held(id);
+	if (!o) {
+		rt_set_error("a ref inside a result must be one this process holds");
+		return PRISM_E_RELEASED;
 	}
+	if (o->state != OBJ_READY)
+		return o->state == OBJ_PENDING ? PRISM_E_AGAIN : obj_err_code(o->err);
+	if (!o->in_store) {
+		/* Into the store, for the other process; our entry keeps its own copy (the
+		 * user may hold a pointer prism_get gave) and the creator's pin. */
+		prism_id nid = o->id; /* tasks that read it find the entry by this id */
+		void *w;
+		int rc = objstore_create(rt.os, nid, o->len, &w);
+		if (rc == -EEXIST) {
+			nid = prism_id_new(PRISM_ID_OBJECT);
+			rc = objstore_create(rt.os, nid, o->len, &w);
+		}
+		if (rc) {
+			rt_set_error(
+				"a ref inside a result (%u bytes) does not fit in the object "
+				"store: %s",
+				o->len, prism_strerror(rc));
+			return rc;
+		}
+		memcpy(w, o->data, o->len);
+		rc = objstore_seal(rt.os, nid);
+		if (rc) {
+			objstore_abort(rt.os, nid);
+			return rc;
+		}
+		o->in_store = 1;
+		o->store_id = nid;
+		o->store_len = o->len;
+	}
+	const void *d;
+	size_t n;
+	int rc = objstore_get(rt.os, o->store_id, &d, &n); /* the pin that travels */
+	if (rc) {
+		rt_set_error("a ref inside a result: its value left the object store: %s",
+			     prism_strerror(rc));
+		return rc;
+	}
+	o->uses++;
+	*sid = o->store_id;
+	return 0;
+}
+
+void rt_unshare(prism_id id, prism_id sid, int how)
+{
+	if (how == 0 && !prism_id_is_nil(sid))
+		objstore_release(rt.os, sid);
+	struct obj *o = obj_find(id);
+	if (o && how == 1 && o->in_store && prism_id_eq(o->store_id, sid))
+		o->given = 1;
+	if (o && o->uses && --o->uses == 0 && obj_unused(o))
+		obj_drop(o);
+}
+
+/* The n refs result o contains, each a store object on which the completion brought us
+ * one pin (local: sent by this process to itself, whose entry is still here).  o NULL or
+ * no longer pending: nobody wants the result, and the pins go back. */
+static void take_contained(struct obj *o, const uint8_t *p, uint32_t n, bool local)
+{
+	static const char lost[] = "a ref inside a result: its value could not be handed over";
+	bool keep = o && o->state == OBJ_PENDING && !o->inner;
+	if (keep && !(o->inner = prism_malloc(n * sizeof(*o->inner))))
+		keep = false;
+	for (uint32_t i = 0; i < n; i++) {
+		struct sched_contained e;
+		memcpy(&e, p + i * sizeof(e), sizeof(e));
+		bool pin = !prism_id_is_nil(e.sid); /* ours to give back unless kept */
+		bool fresh = false;
+		struct obj *c = obj_find(e.ref);
+		if (keep && !c && (c = obj_new(e.ref)) != NULL) {
+			/* New here: the entry keeps the pin that came. */
+			fresh = true;
+			c->refs = 0;
+			const void *data;
+			size_t size;
+			if (pin && objstore_get(rt.os, e.sid, &data, &size) == 0) {
+				objstore_release(rt.os, e.sid);
+				obj_set_store(c, e.sid, data, size);
+				pin = false;
+			} else {
+				obj_set_failed(c, lost, sizeof(lost) - 1);
+			}
+		}
+		if (keep && c) {
+			c->holders++;
+			o->inner[o->ninner++] = e.ref;
+		}
+		if (pin) {
+			objstore_release(rt.os, e.sid);
+			/* Given to us, so ours to delete, unless an entry here holds it. */
+			if (!local &&
+			    (!c || fresh || !c->in_store || !prism_id_eq(c->store_id, e.sid)))
+				objstore_delete(rt.os, e.sid);
+		}
+	}
+}
+
+/* Task m is done: its results from completion d (checked against len), then its
+ * arguments lose their uses. */
+static void complete(const struct sched_task_msg *m, const struct sched_done_msg *d, size_t len,
+		     bool local)
+{
 	const uint8_t *p = (const uint8_t *)(d + 1), *end = (const uint8_t *)d + len;
 	unsigned nret = m->nreturns;
 	if (d->status < 0) {
@@ -963,9 +1073,13 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 	} else {
 		for (unsigned i = 0; i < nret && i < d->nreturns; i++) {
 			const struct sched_arg *a = (const struct sched_arg *)p;
-			size_t left = (size_t)(end - p);
-			size_t body = a->kind == SCHED_ARG_STORE ? PRISM_ID_SIZE : a->len;
-			if (left < sizeof(*a) || body > left - sizeof(*a) ||
+			size_t left = (size_t)(end - p), body = 0, need = sizeof(*a);
+			if (left >= sizeof(*a)) {
+				body = a->kind == SCHED_ARG_STORE ? PRISM_ID_SIZE : a->len;
+				need += ((body + 7) & ~(size_t)7) +
+					(size_t)a->nrefs * sizeof(struct sched_contained);
+			}
+			if (need > left ||
 			    (a->kind != SCHED_ARG_INLINE && a->kind != SCHED_ARG_STORE)) {
 				fail_result(m->task, nret, "%s: malformed completion",
 					    fn_name(m->fn));
@@ -973,6 +1087,11 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 			}
 			struct obj *o = obj_find(
 				prism_id_derive(m->task, PRISM_ID_OBJECT, (uint8_t)(i + 1)));
+			/* The refs it contains first: whoever sees the value may use them. */
+			if (a->nrefs)
+				take_contained(
+					o, p + need - a->nrefs * sizeof(struct sched_contained),
+					a->nrefs, local);
 			if (a->kind == SCHED_ARG_INLINE) {
 				if (o && o->state == OBJ_PENDING) {
 					obj_set_value(o, a + 1, a->len);
@@ -981,14 +1100,89 @@ void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
 			} else {
 				take_store_result(m, o, (const uint8_t *)(a + 1));
 			}
-			p += sizeof(*a) + sched_align8((uint32_t)body);
+			p += need;
 		}
 	}
 	release_task_args(m);
 	note_run_time(m->fn, d->run_ns);
+}
+
+void rt_on_done(struct rt_lease *l, const struct sched_done_msg *d, size_t len)
+{
+	const struct sched_task_msg *m = (const struct sched_task_msg *)fl_peek(&l->fl);
+	if (len < sizeof(*d) || !m || !prism_id_eq(m->task, d->task)) {
+		const struct sched_lease *ls = sched_lease_at(rt.base, l->idx);
+		PRISM_LOG_E("submit",
+			    "lease %u: a completion that matches no task in flight (%u in "
+			    "flight; ours: generation %u, worker %u, held off %d; the node's: "
+			    "generation %u, submitter %u, worker %u, state %u; we are %u)",
+			    l->idx, l->fl.count, l->gen, l->worker, l->held_off, ls->generation,
+			    ls->submitter, ls->worker, atomic_load(&ls->state), rt.slot);
+		return;
+	}
+	complete(m, d, len, false);
 	fl_pop(&l->fl);
 	if (l->fl.count == 0)
 		rt_lease_idle(l);
+}
+
+/* ---- tasks a blocked worker runs itself ------------------------------------------------------ */
+
+/* A shape whose tasks a worker may run in its own process: CPUs only (the CPU it lent
+ * back while blocked covers it; a GPU or a custom resource must come from the node). */
+static bool helpable(const struct rt_shape *shape)
+{
+	if (!shape->used)
+		return false;
+	for (uint32_t r = 1; r < SCHED_MAX_RES; r++)
+		if (shape->milli[r])
+			return false;
+	return shape->dl.count || shape->queued.count;
+}
+
+bool rt_can_help(void)
+{
+	for (uint32_t i = 0; i < rt.nshapes; i++)
+		if (helpable(&rt.shapes[i]))
+			return true;
+	return false;
+}
+
+struct sched_task_msg *rt_take_for_help(void)
+{
+	for (uint32_t i = 0; i < rt.nshapes; i++) {
+		struct rt_shape *shape = &rt.shapes[i];
+		if (!helpable(shape))
+			continue;
+		/* In the order flush_shape() would push them: deadlines first. */
+		const struct sched_task_msg *m =
+			shape->dl.count
+				? dlq_peek(&shape->dl)
+				: (const struct sched_task_msg *)fl_peek(&shape->queued);
+		struct sched_task_msg *copy = prism_malloc(m->h.len);
+		if (!copy)
+			return NULL;
+		memcpy(copy, m, m->h.len);
+		if (shape->dl.count)
+			dlq_pop(&shape->dl);
+		else
+			fl_pop(&shape->queued);
+		return copy;
+	}
+	return NULL;
+}
+
+void rt_on_done_here(const struct sched_task_msg *m, const struct sched_done_msg *d, size_t len)
+{
+	if (!d || len < sizeof(*d) || !prism_id_eq(m->task, d->task)) {
+		fail_result(m->task, m->nreturns,
+			    "%s: ran in the waiting task's process and left no completion "
+			    "(out of memory)",
+			    fn_name(m->fn));
+		release_task_args(m);
+		return;
+	}
+	complete(m, d, len, true);
 }
 
 void rt_fail_msgs(struct inflight *q, int code, const char *why)
@@ -1076,10 +1270,17 @@ static int remaining(uint64_t deadline, int64_t *left)
 	return 0;
 }
 
-/* Poll until pred(arg) holds or the deadline passes. */
+/* A task blocked this long with tasks of its own that no lease took runs one of them
+ * itself (rt_worker_help): long enough that a free worker takes them first, short
+ * against starting a worker process. */
+#define HELP_AFTER_NS (2 * PRISM_NS_PER_MS)
+
+/* Poll until pred(arg) holds or the deadline passes.  In a task, the worker tells its node
+ * it is blocked, and runs its own queued tasks when no worker takes them. */
 int rt_wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns)
 {
 	uint64_t deadline = timeout_ns >= 0 ? prism_now_ns() + (uint64_t)timeout_ns : 0;
+	uint64_t help_at = 0;
 	bool blocked = false;
 	int rc = 0;
 	rt_poll_once();
@@ -1088,9 +1289,27 @@ int rt_wait_until(bool (*pred)(void *), void *arg, int64_t timeout_ns)
 		rc = remaining(deadline, &left);
 		if (rc)
 			break;
-		if (rt.is_worker && rt.in_task && !blocked) {
-			rt_worker_block(true);
-			blocked = true;
+		if (rt.is_worker && rt.in_task) {
+			if (!blocked) {
+				rt_worker_block(true);
+				blocked = true;
+			}
+			if (rt_can_help() && help_at != UINT64_MAX) {
+				uint64_t now = prism_now_ns();
+				if (!help_at)
+					help_at = now + HELP_AFTER_NS;
+				if (now >= help_at) {
+					if (!rt_worker_help())
+						help_at =
+							UINT64_MAX; /* it may not (an actor) */
+					rt_poll_once();
+					continue;
+				}
+				if (left < 0 || (uint64_t)left > help_at - now)
+					left = (int64_t)(help_at - now);
+			} else if (help_at != UINT64_MAX) {
+				help_at = 0;
+			}
 		}
 		rc = rt_wait_and_poll(left);
 		if (rc < 0 && rc != PRISM_E_TIMEOUT)
@@ -1215,7 +1434,12 @@ static int ref_release_entered(prism_ref ref)
 	struct obj *o = held(ref.id);
 	if (!o)
 		return PRISM_E_RELEASED;
-	if (--o->refs == 0 && !o->waiters && !o->uses)
+	if (!o->refs) {
+		rt_set_error("this ref is held only by a result that contains it: "
+			     "prism_ref_retain() it first to keep it on its own");
+		return PRISM_E_RELEASED;
+	}
+	if (--o->refs == 0 && obj_unused(o))
 		obj_drop(o);
 	return 0;
 }

@@ -39,6 +39,11 @@ struct prism_task_ctx {
 		bool set;
 		bool in_store;
 		prism_id id; /* in_store: sealed, pinned by this worker */
+		/* Refs the result contains (prism_return_with_refs): each a store object
+		 * with one pin of ours for the submitter, and a use of our entry. */
+		struct sched_contained *inner;
+		uint32_t ninner;
+		uint8_t inner_sent; /* 0 not yet, 1 given to the submitter, 2 to ourselves */
 	} ret[PRISM_MAX_RETURNS];
 	char *error; /* prism_fail message */
 };
@@ -53,6 +58,10 @@ struct serve {
 static struct serve srv = {.lease = -1};
 /* Where the completion of the call running now goes: srv, or an actor channel. */
 static struct serve *cur = &srv;
+/* cur for a task run by rt_worker_help(): its completion goes into local_done, not a
+ * ring (send_done). */
+static struct serve local_sv = {.lease = -1};
+static const struct sched_done_msg *local_done;
 
 /* The actor this worker hosts (ACTOR_HOST), and the channels its callers hold. */
 static struct {
@@ -76,7 +85,38 @@ static uint8_t *task_buf; /* one whole task message */
 static uint8_t *done_buf; /* one whole completion */
 static size_t done_cap;
 
+/* Contained refs of a task run here by rt_worker_help(), sent to this very process:
+ * their entries must stay until the completion has been taken (rt_worker_help). */
+struct local_defer {
+	struct sched_contained *e;
+	uint32_t n, cap;
+};
+static struct local_defer *local_defer;
+
 /* ---- what a task calls -------------------------------------------------------------------- */
+
+static void drop_inner(prism_task_ctx *ctx, unsigned i)
+{
+	struct sched_contained *e = ctx->ret[i].inner;
+	uint32_t n = ctx->ret[i].ninner;
+	if (ctx->ret[i].inner_sent == 2 && local_defer) {
+		struct local_defer *ld = local_defer;
+		if (ld->n + n > ld->cap) {
+			uint32_t cap = ld->n + n > 2 * ld->cap ? ld->n + n : 2 * ld->cap;
+			void *ne = prism_realloc(ld->e, cap * sizeof(*ld->e));
+			if (ne)
+				ld->e = ne, ld->cap = cap;
+		}
+		if (ld->n + n <= ld->cap) {
+			memcpy(ld->e + ld->n, e, n * sizeof(*e));
+			ld->n += n;
+			n = 0; /* rt_worker_help lets them go */
+		}
+	}
+	for (uint32_t k = 0; k < n; k++)
+		rt_unshare(e[k].ref, e[k].sid, ctx->ret[i].inner_sent);
+	prism_free(e);
+}
 
 static void drop_result(prism_task_ctx *ctx, unsigned i)
 {
@@ -84,6 +124,8 @@ static void drop_result(prism_task_ctx *ctx, unsigned i)
 		objstore_release(rt.os, ctx->ret[i].id);
 		objstore_delete(rt.os, ctx->ret[i].id);
 	}
+	if (ctx->ret[i].inner)
+		drop_inner(ctx, i);
 	prism_free(ctx->ret[i].data);
 	memset(&ctx->ret[i], 0, sizeof(ctx->ret[i]));
 }
@@ -166,6 +208,66 @@ int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t l
 	return 0;
 }
 
+static int with_refs_entered(prism_task_ctx *ctx, unsigned index, const void *data, size_t len,
+			     const prism_ref *refs, size_t nrefs)
+{
+	if (!ctx || index >= ctx->nreturns || (!data && len) || (nrefs && !refs)) {
+		rt_set_error("prism_return_with_refs: bad index or NULL data or refs");
+		return -EINVAL;
+	}
+	if (nrefs > PRISM_MAX_CONTAINED) {
+		rt_set_error("prism_return_with_refs: %zu refs, at most %u", nrefs,
+			     PRISM_MAX_CONTAINED);
+		return -EINVAL;
+	}
+	if (cur->submitter == SCHED_DAEMON_SLOT) {
+		rt_set_error("prism_return_with_refs: the caller is on another node, and refs "
+			     "inside a result do not cross nodes yet");
+		return -ENOTSUP;
+	}
+	/* Their values first, as the caller will read them. */
+	for (size_t i = 0; i < nrefs; i++) {
+		const void *d;
+		size_t n;
+		int rc = prism_get(refs[i], -1, &d, &n);
+		if (rc == PRISM_E_TASK_FAILED || rc == PRISM_E_ACTOR_DIED ||
+		    rc == PRISM_E_DEADLINE || rc == PRISM_E_UNKNOWN_METHOD ||
+		    rc == PRISM_E_INFEASIBLE)
+			return prism_fail(ctx, "ref %zu inside result %u failed: %.*s", i,
+					  index, (int)n, (const char *)d);
+		if (rc)
+			return rc;
+	}
+	int rc = prism_return(ctx, index, data, len);
+	if (rc || !nrefs)
+		return rc;
+	struct sched_contained *e = prism_malloc(nrefs * sizeof(*e));
+	if (!e) {
+		drop_result(ctx, index);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nrefs; i++) {
+		e[i].ref = refs[i].id;
+		rc = rt_share(refs[i].id, &e[i].sid);
+		if (rc) {
+			while (i-- > 0)
+				rt_unshare(e[i].ref, e[i].sid, 0);
+			prism_free(e);
+			drop_result(ctx, index);
+			return rc;
+		}
+	}
+	ctx->ret[index].inner = e;
+	ctx->ret[index].ninner = (uint32_t)nrefs;
+	return 0;
+}
+
+int prism_return_with_refs(prism_task_ctx *ctx, unsigned index, const void *data, size_t len,
+			   const prism_ref *refs, size_t nrefs)
+{
+	RT_ENTERED(with_refs_entered(ctx, index, data, len, refs, nrefs));
+}
+
 int prism_return_ref(prism_task_ctx *ctx, unsigned index, prism_ref ref)
 {
 	const void *data;
@@ -241,6 +343,10 @@ static void send_done(const struct sched_done_msg *d)
 {
 	if (quiet)
 		return;
+	if (cur == &local_sv) {
+		local_done = d; /* in done_buf until the next completion is built */
+		return;
+	}
 	for (uint64_t i = 0;; i++) {
 		int rc = sched_msg_send(cur->done, &d->h);
 		if (rc != PRISM_E_FULL)
@@ -540,6 +646,29 @@ static int call_user(prism_task_ctx *ctx, const struct rt_fn *fn,
 	return rc;
 }
 
+/* The refs result i contains, after its bytes: each store object's pin goes to the
+ * submitter with it (one whose pin cannot be handed over goes as a nil id: the
+ * submitter's entry for it fails, nothing leaks).  Returns the end of the entries. */
+static uint8_t *put_inner(prism_task_ctx *ctx, unsigned i, struct sched_arg *a, uint8_t *p)
+{
+	uint32_t n = ctx->ret[i].ninner;
+	bool self = cur->submitter == rt.slot;
+	a->nrefs = (uint16_t)n;
+	for (uint32_t k = 0; k < n; k++) {
+		struct sched_contained c = ctx->ret[i].inner[k];
+		if (!self && objstore_give(rt.os, c.sid, cur->submitter) != 0) {
+			objstore_release(rt.os, c.sid);
+			c.sid = (prism_id){{0}};
+			ctx->ret[i].inner[k].sid = c.sid;
+		}
+		memcpy(p, &c, sizeof(c));
+		p += sizeof(c);
+	}
+	if (n)
+		ctx->ret[i].inner_sent = self ? 2 : 1;
+	return p;
+}
+
 /* The completion of a task that succeeded, in done_buf; NULL when it cannot be built
  * (the failure has been sent then).  Store results are handed to the submitter. */
 static struct sched_done_msg *build_done(prism_task_ctx *ctx, const struct sched_task_msg *m,
@@ -549,7 +678,8 @@ static struct sched_done_msg *build_done(prism_task_ctx *ctx, const struct sched
 	for (unsigned i = 0; i < ctx->nreturns; i++)
 		len += sizeof(struct sched_arg) +
 		       (ctx->ret[i].in_store ? PRISM_ID_SIZE
-					     : sched_align8((uint32_t)ctx->ret[i].len));
+					     : sched_align8((uint32_t)ctx->ret[i].len)) +
+		       ctx->ret[i].ninner * sizeof(struct sched_contained);
 	int src = spill_results(ctx, &len);
 	if (src) {
 		send_failure(m, src, "%s: its results (%zu bytes) cannot be sent: %s", fn->name,
@@ -578,13 +708,14 @@ static struct sched_done_msg *build_done(prism_task_ctx *ctx, const struct sched
 			p += PRISM_ID_SIZE;
 			if (objstore_give(rt.os, ctx->ret[i].id, cur->submitter) == 0)
 				ctx->ret[i].in_store = false; /* no longer ours to drop */
-			continue;
+		} else {
+			*a = (struct sched_arg){.len = (uint32_t)ctx->ret[i].len,
+						.kind = SCHED_ARG_INLINE};
+			if (ctx->ret[i].len)
+				memcpy(p, ctx->ret[i].data, ctx->ret[i].len);
+			p += sched_align8((uint32_t)ctx->ret[i].len);
 		}
-		*a = (struct sched_arg){.len = (uint32_t)ctx->ret[i].len,
-					.kind = SCHED_ARG_INLINE};
-		if (ctx->ret[i].len)
-			memcpy(p, ctx->ret[i].data, ctx->ret[i].len);
-		p += sched_align8((uint32_t)ctx->ret[i].len);
+		p = put_inner(ctx, i, a, p);
 	}
 	return d;
 }
@@ -798,7 +929,44 @@ void rt_worker_on_ctl(const struct sched_ctl_msg *m)
 
 void rt_worker_block(bool blocked)
 {
-	rt_send_ctl(blocked ? SCHED_M_BLOCKED : SCHED_M_UNBLOCKED, 0, 0, 0);
+	/* A task run while another waited (rt_worker_help) may wait in turn. */
+	static unsigned depth;
+	if (blocked ? depth++ == 0 : --depth == 0)
+		rt_send_ctl(blocked ? SCHED_M_BLOCKED : SCHED_M_UNBLOCKED, 0, 0, 0);
+}
+
+/* ---- helping ------------------------------------------------------------------------------ */
+
+bool rt_worker_help(void)
+{
+	/* Not in an actor's process: its callers would wait behind the task. */
+	if (host.hosting || !rt.in_task)
+		return false;
+	struct sched_task_msg *m = rt_take_for_help();
+	if (!m)
+		return false;
+	struct serve *was = cur;
+	bool was_quiet = quiet;
+	struct local_defer ld = {0}, *was_defer = local_defer;
+	local_sv.submitter = rt.slot;
+	local_done = NULL;
+	local_defer = &ld;
+	cur = &local_sv;
+	run_task(m);
+	cur = was;
+	quiet = was_quiet;
+	local_defer = was_defer;
+	rt.in_task = true; /* the task that waits */
+	const struct sched_done_msg *d = local_done;
+	local_done = NULL;
+	rt_on_done_here(m, d, d ? d->h.len : 0);
+	/* The refs its results contained are held by their results now (or by nobody, and
+	 * go). */
+	for (uint32_t k = 0; k < ld.n; k++)
+		rt_unshare(ld.e[k].ref, ld.e[k].sid, 2);
+	prism_free(ld.e);
+	prism_free(m);
+	return true;
 }
 
 /* Revocations that came while a call was running. */

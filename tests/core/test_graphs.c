@@ -413,6 +413,31 @@ Test(graphs, trees_of_nested_waits_finish, .fini = prism_shutdown, .timeout = 30
 	}
 }
 
+/* Six such trees at once: 240 tasks wait for their children, more than the node may
+ * start worker processes (56).  A blocked task runs its own queued children itself when
+ * no worker takes them, so every tree finishes, with any number of workers. */
+Test(graphs, trees_beyond_the_worker_cap_finish, .fini = prism_shutdown, .timeout = 300)
+{
+	prism_opts o = {.num_workers = 1};
+	cr_assert_eq(prism_init(&o), 0, "%s", prism_last_error());
+	prism_ref r[6];
+	int64_t depth = 4;
+	prism_value a[1] = {prism_bytes(&depth, 8)};
+	for (int t = 0; t < 6; t++)
+		cr_assert_eq(prism_submit("tree", a, 1, NULL, &r[t]), 0);
+	for (int t = 0; t < 6; t++) {
+		const void *v;
+		size_t n;
+		int rc = prism_get(r[t], WAIT_NS, &v, &n);
+		cr_assert_eq(rc, 0, "tree %d: %s %.*s", t, prism_strerror(rc),
+			     rc == PRISM_E_TASK_FAILED ? (int)n : 0, (const char *)v);
+		int64_t c;
+		memcpy(&c, v, 8);
+		cr_assert_eq(c, 121, "tree %d counted %lld tasks", t, (long long)c);
+		prism_ref_release(r[t]);
+	}
+}
+
 /* Defect 6: tasks submitted to a fresh node start while the driver computes without
  * calling prism (the lease grant came while it was away). */
 static int started_at(prism_task_ctx *ctx, const prism_arg *args, size_t nargs)

@@ -19,7 +19,8 @@
  *     inside the worker, waits for them with prism_get / prism_wait and combines their
  *     results; children may pass refs to each other, take a prism_put made by the
  *     parent, fail on purpose, and a parent may return a child's result with
- *     prism_return_ref.
+ *     prism_return_ref.  --nested N lets the trees of a graph hold N waiting tasks at
+ *     once (default 16 or 30), beyond the worker processes a node may start.
  *   - The driver releases refs as soon as it no longer needs them (often right after
  *     submitting the task that uses them), checks results in random order, sometimes
  *     after a prism_wait on a random subset, and turns a result that never comes into a
@@ -442,6 +443,28 @@ static void release_all(prism_ref refs[MAX_FAN][MAX_RET], const unsigned *nref, 
 			prism_ref_release(refs[i][j]);
 }
 
+/* A nested wait that timed out: print the node's state (`prism status`, from the bin/
+ * directory beside this binary's) to stderr, so a hang seen once can be explained. */
+static void dump_node_status(const char *path)
+{
+	char exe[4096], cmd[8400];
+	const char *sock = getenv("PRISM_NODE_SOCKET");
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (!sock || n <= 0)
+		return;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(cmd, sizeof(cmd),
+		 "echo '--- node status at the nested timeout of [%s]:' >&2; "
+		 "p='%s/../bin/prism'; [ -x \"$p\" ] || p=prism; "
+		 "\"$p\" status --socket '%s' >&2",
+		 path, exe, sock);
+	if (system(cmd) != 0)
+		fprintf(stderr, "prop_dag: could not run prism status\n");
+}
+
 /* A nested task: submits its children, waits for them, combines their results. */
 static int nested(prism_task_ctx *ctx, const struct hdr *h, uint64_t H)
 {
@@ -535,6 +558,7 @@ static int nested(prism_task_ctx *ctx, const struct hdr *h, uint64_t H)
 					 "(%s) after up to %u s",
 					 h->path, tot, want, rc,
 					 rc < 0 ? prism_strerror(rc) : "timeout", h->timeout_s);
+				dump_node_status(h->path);
 				release_all(cref, nref, n);
 				return prism_fail(ctx, "%s", msg);
 			}
@@ -577,6 +601,8 @@ static int nested(prism_task_ctx *ctx, const struct hdr *h, uint64_t H)
 				 "NESTED-%s [%s] child %u result %u: prism_get: %d %s (%s)",
 				 rc == PRISM_E_TIMEOUT ? "TIMEOUT" : "GET", h->path, fi[x],
 				 fj[x], rc, prism_errname(rc), prism_last_error());
+			if (rc == PRISM_E_TIMEOUT)
+				dump_node_status(h->path);
 		}
 		release_all(cref, nref, n);
 		return prism_fail(ctx, "%s", msg);
@@ -688,7 +714,8 @@ static struct {
 	int max_reports; /* problems printed per seed */
 	/* to narrow a failure down */
 	bool no_nested, no_early_release, small, no_fail;
-} opt = {0, false, false, false, 300, 120, 12, false, false, false, false};
+	int nested; /* tasks of a graph's nested trees that wait (0: 16 or 30, per seed) */
+} opt = {0, false, false, false, 300, 120, 12, false, false, false, false, 0};
 
 /* Shared with the parent: where a child was when it hung or crashed. */
 struct shared {
@@ -1096,7 +1123,7 @@ static void plan_build(struct plan *P, uint64_t seed)
 	P->use_opts = rpct(&r, 50);
 	P->num_workers = (uint32_t)rrange(&r, 1, 4);
 	P->deep = rpct(&r, 35);
-	int internal_budget = P->deep ? 30 : 16, internal = 0;
+	int internal_budget = opt.nested > 0 ? opt.nested : P->deep ? 30 : 16, internal = 0;
 	int force_fail = (int)rbelow(&r, (uint64_t)P->n);
 	int force_nested = (int)rbelow(&r, (uint64_t)P->n);
 	int force_big = (int)rbelow(&r, (uint64_t)P->n);
@@ -1119,7 +1146,8 @@ static void plan_build(struct plan *P, uint64_t seed)
 		h->skip_empty = rpct(&r, 50);
 		h->fail_after_set = rpct(&r, 50);
 		/* nested? */
-		bool want_nested = !opt.no_nested && (t == force_nested || rpct(&r, 5));
+		bool want_nested = !opt.no_nested &&
+				   (t == force_nested || rpct(&r, opt.nested > 30 ? 20 : 5));
 		if (want_nested) {
 			int depth, fan;
 			unsigned u = (unsigned)rbelow(&r, 100);
@@ -2622,6 +2650,9 @@ static void usage(FILE *f)
 		"  --timeout S     watchdog per seed or case (default 300)\n"
 		"  --budget S      how long a graph's results may take in all (default 120)\n"
 		"  --no-fork       run in this process (one seed or case only; for debuggers)\n"
+		"  --nested N      let a graph's nested trees hold up to N waiting tasks\n"
+		"                  (default 16 or 30; more than the node's 56 worker\n"
+		"                  processes makes blocked tasks run their own children)\n"
 		"To narrow a failure down (the graph of a seed changes with them):\n"
 		"  --no-nested     no nested tasks\n"
 		"  --no-early-release  keep every ref until the results are checked\n"
@@ -2662,6 +2693,9 @@ int main(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--timeout") && v) {
 			opt.timeout_s = atoi(v);
+			i++;
+		} else if (!strcmp(a, "--nested") && v) {
+			opt.nested = atoi(v);
 			i++;
 		} else if (!strcmp(a, "--budget") && v) {
 			opt.budget_s = atoi(v);

@@ -366,12 +366,21 @@ enum sched_arg_kind {
 struct sched_arg {
 	uint32_t len;
 	uint8_t kind;
-	uint8_t pad_[3];
+	uint8_t temp;   /* task message: made for this call alone (the submitter's note) */
+	uint16_t nrefs; /* completion: refs the result contains (sched_contained entries) */
+};
+
+/* A ref inside a result (prism_return_with_refs): the ref's id, and the store object
+ * holding its value, on which the completion carries one pin for the submitter (handed
+ * over with objstore_give). */
+struct sched_contained {
+	prism_id ref;
+	prism_id sid;
 };
 
 /* A task's completion.  status 0: nreturns results follow, each a sched_arg (kind
- * INLINE or STORE) and its bytes.  status < 0: the task failed; one INLINE result holds
- * the message "function: text". */
+ * INLINE or STORE), its bytes (8-byte aligned) and its nrefs sched_contained entries.
+ * status < 0: the task failed; one INLINE result holds the message "function: text". */
 struct sched_done_msg {
 	struct sched_msg h;
 	prism_id task;
