@@ -53,8 +53,11 @@
  *
  * Nested waits.  A task that waits in prism_get()/prism_wait() gives its CPU back for the
  * wait, and the node may start one worker beyond its max_workers (4 per CPU) for each
- * task so blocked, up to 56 worker processes per node in all: trees of tasks that wait
- * for their children finish.
+ * task so blocked, up to 56 worker processes per node in all.  Past that, or while a new
+ * worker starts, the waiting task runs the tasks it submitted itself that no worker has
+ * taken (after 2 ms; CPU-only ones, not in an actor), in its own process: trees of tasks
+ * that wait for their children finish however deep and wide, on any number of workers.
+ * A wait with a timeout may then return up to one such task's run time late.
  */
 #ifndef PRISM_H
 #define PRISM_H

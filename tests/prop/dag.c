@@ -2666,6 +2666,16 @@ static void usage(FILE *f)
 		fprintf(f, "  %-18s %s\n", cases[i].name, cases[i].help);
 }
 
+/* "seed N", and the mode that changes what it runs: " (kill-workers)", " (nested N)". */
+static void seed_label(char *buf, size_t len, uint64_t seed)
+{
+	char nested[32] = "";
+	if (opt.nested)
+		snprintf(nested, sizeof(nested), " (nested %d)", opt.nested);
+	snprintf(buf, len, "seed %" PRIu64 "%s%s", seed, opt.kill ? " (kill-workers)" : "",
+		 nested);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seed_a = 1, seed_b = 10;
@@ -2791,15 +2801,13 @@ int main(int argc, char **argv)
 			while (mono_ns() < end) {
 				uint64_t seed = sm64(&s) % 1000000000000ULL;
 				char label[64];
-				snprintf(label, sizeof(label), "seed %" PRIu64 "%s", seed,
-					 opt.kill ? " (kill-workers)" : "");
+				seed_label(label, sizeof(label), seed);
 				run_job(label, seed_job, &seed);
 			}
 		} else {
 			for (uint64_t seed = seed_a; seed <= seed_b; seed++) {
 				char label[64];
-				snprintf(label, sizeof(label), "seed %" PRIu64 "%s", seed,
-					 opt.kill ? " (kill-workers)" : "");
+				seed_label(label, sizeof(label), seed);
 				run_job(label, seed_job, &seed);
 				if (seed == UINT64_MAX)
 					break;
