@@ -190,7 +190,7 @@ static int spill_results(prism_task_ctx *ctx, size_t *len)
 	return 0;
 }
 
-int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t len)
+static int return_entered(prism_task_ctx *ctx, unsigned index, const void *data, size_t len)
 {
 	if (!ctx || index >= ctx->nreturns || (!data && len))
 		return -EINVAL;
@@ -206,6 +206,12 @@ int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t l
 	ctx->ret[index].len = len;
 	ctx->ret[index].set = true;
 	return 0;
+}
+
+/* Entered: a result set before may hold refs, whose entries the progress thread shares. */
+int prism_return(prism_task_ctx *ctx, unsigned index, const void *data, size_t len)
+{
+	RT_ENTERED(return_entered(ctx, index, data, len));
 }
 
 static int with_refs_entered(prism_task_ctx *ctx, unsigned index, const void *data, size_t len,
@@ -238,7 +244,7 @@ static int with_refs_entered(prism_task_ctx *ctx, unsigned index, const void *da
 		if (rc)
 			return rc;
 	}
-	int rc = prism_return(ctx, index, data, len);
+	int rc = return_entered(ctx, index, data, len);
 	if (rc || !nrefs)
 		return rc;
 	struct sched_contained *e = prism_malloc(nrefs * sizeof(*e));
