@@ -12,18 +12,7 @@
 #include "base/clock.h"
 #include "prism.h"
 
-#define WAIT_NS (120 * PRISM_NS_PER_SEC) /* generous: a loaded 2-vCPU machine under ASan */
-
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
+#include "../common/pattern.h"
 
 /* The i-th value of a box of seed s: sizes from a few bytes to past the inline limit. */
 static size_t box_len(uint64_t s, unsigned i)

@@ -22,19 +22,7 @@
 #include "base/clock.h"
 #include "prism.h"
 
-#define WAIT_NS (120 * PRISM_NS_PER_SEC) /* generous: a loaded 2-vCPU machine under ASan */
-
-/* A deterministic byte pattern for (seed, length). */
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
+#include "../common/pattern.h"
 
 static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
 {
