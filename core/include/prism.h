@@ -182,8 +182,12 @@ PRISM_API int prism_return_ref(prism_task_ctx *ctx, unsigned index, prism_ref re
  * the result may use the refs it contains (prism_get, prism_wait, prism_refval) for as
  * long as it holds the result, and keeps one longer with prism_ref_retain() (then
  * releases it as usual); each value is freed once neither a ref nor a result holding it
- * is left.  At most PRISM_MAX_CONTAINED refs.  Errors: -EINVAL, -ENOTSUP when the caller
- * is on another node of a cluster (refs inside results do not cross nodes yet). */
+ * is left.  Refs inside the contained values come along too, however deep (a box of boxes
+ * arrives whole; 4,096 refs per result in all).  A task that gets such a value as an
+ * argument gets the bytes only: pass the refs it should use as arguments of their own.
+ * At most PRISM_MAX_CONTAINED refs.  Errors: -EINVAL; PRISM_E_RELEASED for a ref this
+ * task does not hold; -E2BIG past 4,096 refs in all; -ENOTSUP when the caller is on
+ * another node of a cluster (refs inside results do not cross nodes yet). */
 #define PRISM_MAX_CONTAINED 256
 PRISM_API int prism_return_with_refs(prism_task_ctx *ctx, unsigned index, const void *data,
 				     size_t len, const prism_ref *refs, size_t nrefs);
@@ -313,7 +317,9 @@ PRISM_API int prism_wait(const prism_ref *refs, size_t n, size_t num_ready, int6
 PRISM_API int prism_put(const void *data, size_t len, prism_ref *out);
 
 /* One more reference to ref / one less.  When the last is released, the value is freed
- * (data returned by prism_get() for it becomes invalid). */
+ * (data returned by prism_get() for it becomes invalid).  Inside a task as anywhere: a
+ * ref a task made (prism_put, a nested call) and did not release stays with its worker
+ * process, which runs other tasks afterwards, until the node stops it. */
 PRISM_API int prism_ref_retain(prism_ref ref);
 PRISM_API int prism_ref_release(prism_ref ref);
 

@@ -284,6 +284,10 @@ bool rt_can_help(void);
  * to another process (the entry no longer deletes the object); 2, sent to this very
  * process. */
 int rt_share(prism_id id, prism_id *sid);
+/* rt_share() ref id and, after it, every ref its value contains, however deep, as
+ * entries appended to *e (prism_realloc'd, *n of them), each naming its holder's index
+ * (parent; SCHED_CONTAINED_TOP for the result).  At most SCHED_CONTAINED_MAX: -E2BIG. */
+int rt_share_tree(prism_id id, uint32_t parent, struct sched_contained **e, uint32_t *n);
 void rt_unshare(prism_id id, prism_id sid, int how);
 struct sched_task_msg *rt_take_for_help(void);
 void rt_on_done_here(const struct sched_task_msg *m, const struct sched_done_msg *d,

@@ -1000,6 +1000,31 @@ int rt_share(prism_id id, prism_id *sid)
 	return 0;
 }
 
+int rt_share_tree(prism_id id, uint32_t parent, struct sched_contained **e, uint32_t *n)
+{
+	if (*n >= SCHED_CONTAINED_MAX) {
+		rt_set_error("more than %u refs inside one result, counting refs inside refs",
+			     SCHED_CONTAINED_MAX);
+		return -E2BIG;
+	}
+	if ((*n & (*n - 1)) == 0) { /* 0, 1, 2, 4...: room doubles */
+		void *ne = prism_realloc(*e, (*n ? 2 * *n : 1) * sizeof(**e));
+		if (!ne)
+			return -ENOMEM;
+		*e = ne;
+	}
+	struct sched_contained *c = &(*e)[*n];
+	*c = (struct sched_contained){.ref = id, .parent = parent};
+	int rc = rt_share(id, &c->sid);
+	if (rc)
+		return rc;
+	uint32_t me = (*n)++;
+	struct obj *o = obj_find(id); /* held: rt_share took a use */
+	for (uint32_t i = 0; o && i < o->ninner && rc == 0; i++)
+		rc = rt_share_tree(o->inner[i], me, e, n);
+	return rc;
+}
+
 void rt_unshare(prism_id id, prism_id sid, int how)
 {
 	if (how == 0 && !prism_id_is_nil(sid))
@@ -1011,23 +1036,48 @@ void rt_unshare(prism_id id, prism_id sid, int how)
 		obj_drop(o);
 }
 
-/* The n refs result o contains, each a store object on which the completion brought us
- * one pin (local: sent by this process to itself, whose entry is still here).  o NULL or
+/* Add ref id to holder h's list of the refs its value contains. */
+static bool inner_add(struct obj *h, prism_id id)
+{
+	if ((h->ninner & (h->ninner - 1)) == 0) { /* 0, 1, 2, 4...: room doubles */
+		void *ni = prism_realloc(h->inner,
+					 (h->ninner ? 2 * h->ninner : 1) * sizeof(*h->inner));
+		if (!ni)
+			return false;
+		h->inner = ni;
+	}
+	h->inner[h->ninner++] = id;
+	return true;
+}
+
+/* The n refs result o contains (the refs inside those following them, each naming its
+ * holder), each a store object on which the completion brought us one pin (local: sent
+ * by this process to itself, whose entries are still here).  An entry already here
+ * that holds refs of its own keeps them: its contents are not taken twice.  o NULL or
  * no longer pending: nobody wants the result, and the pins go back. */
 static void take_contained(struct obj *o, const uint8_t *p, uint32_t n, bool local)
 {
 	static const char lost[] = "a ref inside a result: its value could not be handed over";
 	bool keep = o && o->state == OBJ_PENDING && !o->inner;
-	if (keep && !(o->inner = prism_malloc(n * sizeof(*o->inner))))
+	/* Per entry: the entry here, and whether the refs inside it are to be taken. */
+	struct obj **at = keep ? prism_calloc(n, sizeof(*at)) : NULL;
+	bool *fill = keep ? prism_calloc(n, sizeof(*fill)) : NULL;
+	if (keep && (!at || !fill))
 		keep = false;
 	for (uint32_t i = 0; i < n; i++) {
 		struct sched_contained e;
 		memcpy(&e, p + i * sizeof(e), sizeof(e));
 		bool pin = !prism_id_is_nil(e.sid); /* ours to give back unless kept */
 		bool fresh = false;
+		struct obj *holder = NULL;
+		if (keep && e.parent == SCHED_CONTAINED_TOP)
+			holder = o;
+		else if (keep && e.parent < i && fill[e.parent])
+			holder = at[e.parent];
 		struct obj *c = obj_find(e.ref);
-		if (keep && !c && (c = obj_new(e.ref)) != NULL) {
-			/* New here: the entry keeps the pin that came. */
+		if (holder && !c && (c = obj_new(e.ref)) != NULL) {
+			/* New here: the entry keeps the pin that came, and takes the refs
+			 * inside it from the entries that follow. */
 			fresh = true;
 			c->refs = 0;
 			const void *data;
@@ -1040,9 +1090,10 @@ static void take_contained(struct obj *o, const uint8_t *p, uint32_t n, bool loc
 				obj_set_failed(c, lost, sizeof(lost) - 1);
 			}
 		}
-		if (keep && c) {
+		if (holder && c && inner_add(holder, e.ref)) {
 			c->holders++;
-			o->inner[o->ninner++] = e.ref;
+			at[i] = c;
+			fill[i] = fresh;
 		}
 		if (pin) {
 			objstore_release(rt.os, e.sid);
@@ -1052,6 +1103,8 @@ static void take_contained(struct obj *o, const uint8_t *p, uint32_t n, bool loc
 				objstore_delete(rt.os, e.sid);
 		}
 	}
+	prism_free(at);
+	prism_free(fill);
 }
 
 /* Task m is done: its results from completion d (checked against len), then its

@@ -247,24 +247,19 @@ static int with_refs_entered(prism_task_ctx *ctx, unsigned index, const void *da
 	int rc = return_entered(ctx, index, data, len);
 	if (rc || !nrefs)
 		return rc;
-	struct sched_contained *e = prism_malloc(nrefs * sizeof(*e));
-	if (!e) {
+	struct sched_contained *e = NULL;
+	uint32_t n = 0;
+	for (size_t i = 0; i < nrefs && rc == 0; i++)
+		rc = rt_share_tree(refs[i].id, SCHED_CONTAINED_TOP, &e, &n);
+	if (rc) {
+		while (n-- > 0)
+			rt_unshare(e[n].ref, e[n].sid, 0);
+		prism_free(e);
 		drop_result(ctx, index);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nrefs; i++) {
-		e[i].ref = refs[i].id;
-		rc = rt_share(refs[i].id, &e[i].sid);
-		if (rc) {
-			while (i-- > 0)
-				rt_unshare(e[i].ref, e[i].sid, 0);
-			prism_free(e);
-			drop_result(ctx, index);
-			return rc;
-		}
+		return rc;
 	}
 	ctx->ret[index].inner = e;
-	ctx->ret[index].ninner = (uint32_t)nrefs;
+	ctx->ret[index].ninner = n;
 	return 0;
 }
 

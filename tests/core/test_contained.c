@@ -311,3 +311,65 @@ Test(contained, bad_refs_inside_a_result, .fini = prism_shutdown, .timeout = 300
 		prism_ref_release(r);
 	}
 }
+
+/* deep(d): a box holding the ref to deep(d - 1)'s box, down to deep(0), a box holding a
+ * 200 KB value put by that task: a chain of boxes d deep, each task gone once it
+ * returned. */
+static int deep(prism_task_ctx *ctx, const prism_arg *args, size_t nargs)
+{
+	uint64_t d;
+	(void)nargs;
+	memcpy(&d, args[0].data, 8);
+	prism_ref r;
+	int rc;
+	if (d == 0) {
+		size_t len = 200000;
+		uint8_t *b = malloc(len);
+		fill(b, len, 4242);
+		rc = prism_put(b, len, &r);
+		free(b);
+	} else {
+		uint64_t below = d - 1;
+		prism_value a[1] = {prism_bytes(&below, 8)};
+		rc = prism_submit("deep", a, 1, NULL, &r);
+	}
+	if (rc)
+		return prism_fail(ctx, "depth %llu: %s", (unsigned long long)d,
+				  prism_strerror(rc));
+	rc = prism_return_with_refs(ctx, 0, &r, sizeof(r), &r, 1);
+	prism_ref_release(r);
+	return rc ? prism_fail(ctx, "return_with_refs: %s", prism_last_error()) : 0;
+}
+PRISM_REMOTE_ARITY(deep, 1);
+
+Test(contained, boxes_of_boxes_arrive_whole, .fini = prism_shutdown, .timeout = 300)
+{
+	init(2);
+	for (uint64_t round = 0; round < 30; round++) {
+		uint64_t d = 1 + round % 5;
+		prism_value a[1] = {prism_bytes(&d, 8)};
+		prism_ref top, r;
+		cr_assert_eq(prism_submit("deep", a, 1, NULL, &top), 0);
+		r = top;
+		/* Down the chain: every level's ref is held by the level above. */
+		for (uint64_t level = 0; level < d; level++) {
+			const void *v;
+			size_t n;
+			int rc = prism_get(r, WAIT_NS, &v, &n);
+			cr_assert_eq(rc, 0, "depth %llu level %llu: %s %s",
+				     (unsigned long long)d, (unsigned long long)level,
+				     prism_strerror(rc), prism_last_error());
+			cr_assert_eq(n, sizeof(prism_ref));
+			memcpy(&r, v, sizeof(r));
+		}
+		/* The last box holds the value itself. */
+		const void *v;
+		size_t n;
+		cr_assert_eq(prism_get(r, WAIT_NS, &v, &n), 0, "%s", prism_last_error());
+		cr_assert_eq(n, sizeof(prism_ref));
+		memcpy(&r, v, sizeof(r));
+		expect_value(r, 4242, 200000);
+		cr_assert_eq(prism_ref_release(top), 0);
+		cr_assert_eq(prism_get(r, 0, &v, &n), PRISM_E_RELEASED);
+	}
+}

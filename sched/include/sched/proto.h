@@ -372,10 +372,17 @@ struct sched_arg {
 
 /* A ref inside a result (prism_return_with_refs): the ref's id, and the store object
  * holding its value, on which the completion carries one pin for the submitter (handed
- * over with objstore_give). */
+ * over with objstore_give).  The refs a contained value contains in turn follow it, each
+ * naming the entry that holds it (parent: its index among the result's entries, or
+ * SCHED_CONTAINED_TOP for the result itself), so a box of boxes arrives whole. */
+#define SCHED_CONTAINED_TOP UINT32_MAX
+/* Entries per result, the refs inside refs included. */
+#define SCHED_CONTAINED_MAX 4096u
 struct sched_contained {
 	prism_id ref;
 	prism_id sid;
+	uint32_t parent;
+	uint32_t pad_;
 };
 
 /* A task's completion.  status 0: nreturns results follow, each a sched_arg (kind
