@@ -328,8 +328,11 @@ static void on_recalled(const struct sched_ctl_msg *m)
 		l->held_off = l->recalled = true; /* answered when they are back */
 		return;
 	}
-	if (l->state == LEASE_ACTIVE && l->gen == m->c)
-		rt_lease_forget(l);
+	/* Not open here any more: we returned it ourselves, and that return, crossing the
+	 * recall, was our answer. */
+	if (l->state != LEASE_ACTIVE || l->gen != m->c)
+		return;
+	rt_lease_forget(l);
 	rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
 }
 
@@ -348,11 +351,9 @@ static void on_lost(const struct sched_ctl_msg *m)
 {
 	if (m->a >= SCHED_MAX_LEASES)
 		return;
-	/* The node reuses the lease once we say we let go of it. */
-	if (rt.leases[m->a].state == LEASE_NONE || rt.leases[m->a].gen != m->c) {
-		rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
+	/* Not open here: we returned it before its worker died (the node freed it then). */
+	if (rt.leases[m->a].state == LEASE_NONE || rt.leases[m->a].gen != m->c)
 		return;
-	}
 	struct rt_lease *l = &rt.leases[m->a];
 	PRISM_LOG_I("client", "lease %u lost: worker pid %d died with %u tasks in flight", m->a,
 		    (int)l->worker_pid, l->fl.count);
@@ -364,8 +365,9 @@ static void on_lost(const struct sched_ctl_msg *m)
 		rt_on_lease_lost(l);
 		lease_close(l);
 		rt_rebuild_waitset();
+		/* The node reuses the lease once we say we let go of it. */
+		rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
 	}
-	rt_send_ctl(SCHED_M_LEASE_RETURN, m->a, m->c, 0);
 	rt_flush_queued();
 }
 
