@@ -193,10 +193,12 @@ void rt_actor_channel_open(struct rt_lease *l, const struct sched_ctl_msg *m)
 	memcpy(id.b, m->tail_, PRISM_ID_SIZE);
 	struct rt_actor *a = entry(id, false);
 	if (!a || a->state == AC_DEAD || a->chan) {
-		/* Nobody here wants it (the actor was killed meanwhile).  Not returned: the
-		 * node ends the channel with the actor's worker, and by the time this is
-		 * read the lease may be someone else's. */
+		/* Nobody here wants it (the actor was killed meanwhile): give it back.  The
+		 * node reuses a lease only once its submitter has let go, so it is still
+		 * ours to return (a channel ended meanwhile takes this as our answer). */
+		uint32_t idx = l->idx, gen = l->gen;
 		rt_lease_forget(l);
+		rt_send_ctl(SCHED_M_LEASE_RETURN, idx, gen, 0);
 		return;
 	}
 	l->actor = a;

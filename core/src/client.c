@@ -203,8 +203,13 @@ static void leases_held_off(void)
 		if (!l->held_off)
 			continue;
 		struct sched_lease *ls = sched_lease_at(rt.base, l->idx);
-		if (ls->generation != l->gen)
-			rt_lease_forget(l); /* freed: the RECALLED is on its way or was lost */
+		if (ls->generation != l->gen) {
+			/* Freed without our answer (cannot happen while the node waits for
+			 * it): what was in flight runs again. */
+			if (l->fl.count)
+				rt_on_lease_lost(l);
+			rt_lease_forget(l);
+		}
 		else if (atomic_load(&ls->state) == SCHED_LEASE_GRANTED)
 			l->held_off = false;
 	}

@@ -209,6 +209,12 @@ void ctl__lease_close(struct sched_node *n, uint32_t l)
 	lease_free(n, l);
 }
 
+void ctl__lease_recalled(struct sched_node *n, uint32_t l)
+{
+	n->lease_await[l] = true;
+	recall_step(n, l, true);
+}
+
 void ctl__lease_lost(struct sched_node *n, uint32_t l, int code)
 {
 	struct sched_lease *ls = sched_lease_at(n->base, l);
@@ -584,7 +590,17 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 		if (ls->worker == slot && n->lease_wgone[l]) {
 			/* A recalled lease this worker had released already. */
 		} else if (ls->worker == slot && n->lease_await[l]) {
-			recall_step(n, l, true); /* recalled: nothing in flight */
+			/* Recalled, and the worker died before it let go.  A submitter that
+			 * has not answered yet may still wait for completions (it answers a
+			 * recall only once nothing is in flight): tell it they are lost. */
+			if (!n->lease_acked[l]) {
+				ctl__msg_init(&m, SCHED_M_LEASE_LOST);
+				m.a = l;
+				m.c = ls->generation;
+				m.code = PRISM_E_PIPE;
+				ctl__send(n, ls->submitter, &m);
+			}
+			recall_step(n, l, true);
 		} else if (ls->worker == slot) {
 			/* The worker is gone: the submitter must retry what it had in flight. */
 			if (st == SCHED_LEASE_GRANTED && ls->submitter == SCHED_DAEMON_SLOT) {

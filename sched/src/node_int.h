@@ -297,6 +297,9 @@ void ctl__lease_close(struct sched_node *n, uint32_t l);
 /* Lease l's worker is gone (code: why): its submitter is told (LEASE_LOST) and the lease
  * is free once it has acknowledged. */
 void ctl__lease_lost(struct sched_node *n, uint32_t l, int code);
+/* Lease l was taken back (its state RETURNING, its submitter told): the worker's side
+ * ends now, the lease is free once the submitter has acknowledged. */
+void ctl__lease_recalled(struct sched_node *n, uint32_t l);
 /* Tell lease l's worker to drain and let it go (discard: drop what is queued). */
 void ctl__lease_return(struct sched_node *n, uint32_t l, bool discard);
 void ctl__deny(struct sched_node *n, const struct lease_req *rq, int code);

@@ -1092,7 +1092,11 @@ static void on_recall(struct sched_node *n, transport_conn *c, uint64_t link)
 	m.a = l;
 	m.c = ls->generation;
 	ctl__send(n, ls->submitter, &m);
-	remote__revoke(n, l, false);
+	/* B gets its worker back now; the lease's rings wait for the submitter's answer. */
+	uint32_t v[3] = {p->blease, p->bgen, 0};
+	send_small(n, p->c, PEER_M_RETURN, 0, v, 3);
+	proxy_clear(p);
+	ctl__lease_recalled(n, l);
 }
 
 /* Start pulling the store arguments of task q that this node lacks; h->pulls counts
