@@ -209,8 +209,7 @@ static void leases_held_off(void)
 			if (l->fl.count)
 				rt_on_lease_lost(l);
 			rt_lease_forget(l);
-		}
-		else if (atomic_load(&ls->state) == SCHED_LEASE_GRANTED)
+		} else if (atomic_load(&ls->state) == SCHED_LEASE_GRANTED)
 			l->held_off = false;
 	}
 }
