@@ -27,6 +27,9 @@ static void usage(FILE *f)
 		"          --address HOST:PORT: join the cluster whose head is there (needs\n"
 		"                  the head's token: --token-file F, or cluster.token beside\n"
 		"                  the socket)\n"
+		"          --wait SECONDS: how long to wait for the node to answer and, with\n"
+		"                  --head or --address, to join (default 60; it says what\n"
+		"                  it waits for every 5 s)\n"
 		"          --foreground: run it here; other options go to prismd, see\n"
 		"          `prismd --help`\n"
 		"  stop    stop the node\n"
@@ -35,6 +38,29 @@ static void usage(FILE *f)
 		"The node's socket: --socket, else PRISM_ADDRESS, else\n"
 		"$TMPDIR/prism-UID/node.sock.  Programs attach with prism_init() given that\n"
 		"address, or PRISM_ADDRESS=... in their environment.\n");
+}
+
+/* How long `prism start` waits for its node (--wait). */
+static double start_wait_s = 60;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waiting for `what` since t0: say so every 5 s, so a slow machine is not mistaken for a
+ * hang; false once the --wait bound has passed. */
+static bool still_waiting(double t0, double *said, const char *what)
+{
+	double now = now_s();
+	if (now - *said >= 5) {
+		*said = now;
+		fprintf(stderr, "prism start: waiting for the node to %s (%.0f s of %.0f)\n",
+			what, now - t0, start_wait_s);
+	}
+	return now - t0 < start_wait_s;
 }
 
 static void sleep_ms(int ms)
@@ -84,7 +110,8 @@ static void print_join(const char *addr);
 static int wait_joined(const char *addr, pid_t pid, const char *logpath)
 {
 	static char buf[SCHED_WIRE_MAX_PAYLOAD + 1];
-	for (int i = 0; i < 1000; i++) { /* up to 10 s */
+	double t0 = now_s(), said = t0;
+	while (still_waiting(t0, &said, "join the cluster")) {
 		int st;
 		if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid) {
 			fprintf(stderr,
@@ -102,7 +129,10 @@ static int wait_joined(const char *addr, pid_t pid, const char *logpath)
 		}
 		sleep_ms(10);
 	}
-	fprintf(stderr, "prism start: the node did not join within 10 s; see %s\n", logpath);
+	fprintf(stderr,
+		"prism start: the node did not join within %.0f s (--wait); it may still; "
+		"see %s\n",
+		start_wait_s, logpath);
 	return 1;
 }
 
@@ -149,7 +179,8 @@ static int cmd_start(const char *addr, int argc, char **argv, int foreground)
 		_exit(127);
 	}
 	free(args);
-	for (int i = 0; i < 1000; i++) { /* up to 10 s */
+	double t0 = now_s(), said = t0;
+	while (still_waiting(t0, &said, "answer")) {
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			fprintf(stderr,
@@ -179,7 +210,8 @@ static int cmd_start(const char *addr, int argc, char **argv, int foreground)
 		}
 		sleep_ms(10);
 	}
-	fprintf(stderr, "prism start: the node did not answer within 10 s; see %s\n", logpath);
+	fprintf(stderr, "prism start: the node did not answer within %.0f s (--wait); see %s\n",
+		start_wait_s, logpath);
 	return 1;
 }
 
@@ -264,6 +296,15 @@ int main(int argc, char **argv)
 		} else if (strcmp(cmd, "start") == 0 && strcmp(argv[i], "--head") == 0) {
 			pass[rest++] = "--head";
 			pass[rest++] = "true";
+		} else if (strcmp(cmd, "start") == 0 && strcmp(argv[i], "--wait") == 0 &&
+			   i + 1 < argc) {
+			char *end;
+			start_wait_s = strtod(argv[++i], &end);
+			if (*end || !(start_wait_s > 0 && start_wait_s <= 86400)) {
+				fprintf(stderr,
+					"prism start: --wait takes seconds, 1 to 86400\n");
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--foreground") == 0) {
 			foreground = 1;
 		} else if (strcmp(cmd, "start") == 0) {

@@ -28,6 +28,8 @@ trap cleanup EXIT
 check "help" "$prism" --help
 check_not "status with no node" "$prism" status
 check_not "stop with no node" "$prism" stop
+check_not "start --wait 0" "$prism" start --wait 0
+check_not "start --wait with no number" "$prism" start --wait soon
 check_not "a bad option" "$prism" start --num-workers abc
 "$prism" start --num-workers abc 2>&1 | grep -q "num_workers" || { fail=$((fail + 1)); echo "FAIL: bad option names the key"; }
 check_not "a bad resource spec" "$prism" start --resources "camera=-1"
