@@ -15,6 +15,7 @@
  * flight); a client that dies has its leases revoked with "discard" set.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -218,20 +219,23 @@ void ctl__lease_recalled(struct sched_node *n, uint32_t l)
 void ctl__lease_lost(struct sched_node *n, uint32_t l, int code)
 {
 	struct sched_lease *ls = sched_lease_at(n->base, l);
-	if (atomic_load(&ls->state) != SCHED_LEASE_GRANTED ||
-	    ls->submitter >= SCHED_DAEMON_SLOT) {
+	bool granted = atomic_load(&ls->state) == SCHED_LEASE_GRANTED;
+	if ((!granted && !n->lease_await[l]) || ls->submitter >= SCHED_DAEMON_SLOT) {
 		lease_free(n, l); /* the submitter let go already, or is another node */
 		return;
 	}
-	struct sched_ctl_msg m;
-	ctl__msg_init(&m, SCHED_M_LEASE_LOST);
-	m.a = l;
-	m.c = ls->generation;
-	m.code = code;
-	ctl__send(n, ls->submitter, &m);
+	/* Granted, or recalled without an answer yet: a submitter answers a recall only
+	 * once nothing is in flight, so it may still wait for completions. */
+	if (granted || !n->lease_acked[l]) {
+		struct sched_ctl_msg m;
+		ctl__msg_init(&m, SCHED_M_LEASE_LOST);
+		m.a = l;
+		m.c = ls->generation;
+		m.code = code;
+		ctl__send(n, ls->submitter, &m);
+	}
 	atomic_store(&ls->state, SCHED_LEASE_RETURNING);
-	n->lease_await[l] = true;
-	recall_step(n, l, true);
+	ctl__lease_recalled(n, l);
 }
 
 void ctl__lease_return(struct sched_node *n, uint32_t l, bool discard)
@@ -589,26 +593,13 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 			continue;
 		if (ls->worker == slot && n->lease_wgone[l]) {
 			/* A recalled lease this worker had released already. */
-		} else if (ls->worker == slot && n->lease_await[l]) {
-			/* Recalled, and the worker died before it let go.  A submitter that
-			 * has not answered yet may still wait for completions (it answers a
-			 * recall only once nothing is in flight): tell it they are lost. */
-			if (!n->lease_acked[l]) {
-				ctl__msg_init(&m, SCHED_M_LEASE_LOST);
-				m.a = l;
-				m.c = ls->generation;
-				m.code = PRISM_E_PIPE;
-				ctl__send(n, ls->submitter, &m);
-			}
-			recall_step(n, l, true);
+		} else if (ls->worker == slot && st == SCHED_LEASE_GRANTED &&
+			   ls->submitter == SCHED_DAEMON_SLOT) {
+			remote__hosted_lost(n, l, PRISM_E_PIPE);
+			lease_free(n, l);
 		} else if (ls->worker == slot) {
 			/* The worker is gone: the submitter must retry what it had in flight. */
-			if (st == SCHED_LEASE_GRANTED && ls->submitter == SCHED_DAEMON_SLOT) {
-				remote__hosted_lost(n, l, PRISM_E_PIPE);
-				lease_free(n, l);
-			} else {
-				ctl__lease_lost(n, l, PRISM_E_PIPE);
-			}
+			ctl__lease_lost(n, l, PRISM_E_PIPE);
 		} else if (ls->submitter == slot && st == SCHED_LEASE_RETURNING &&
 			   n->lease_await[l]) {
 			recall_step(n, l, false); /* nobody is left to acknowledge */
@@ -627,6 +618,20 @@ void ctl__client_gone(struct sched_node *n, uint32_t slot)
 	}
 	actors__client_gone(n, slot);
 	ctl__dispatch(n);
+}
+
+static void outf(char *buf, size_t len, size_t *off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void outf(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	if (*off >= len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		*off += (size_t)k;
 }
 
 void ctl__status_leases(struct sched_node *n, char *buf, size_t len, size_t *off)
@@ -656,4 +661,33 @@ void ctl__status_leases(struct sched_node *n, char *buf, size_t len, size_t *off
 			"%llu\n",
 			(unsigned long long)calls, (unsigned long long)late,
 			(unsigned long long)dropped);
+	/* Each lease: who submits to whom, and what waits in its two rings (a message
+	 * that stays in a ring whose reader sleeps is a lost wake-up). */
+	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++) {
+		const struct sched_lease *ls = sched_lease_at(n->base, l);
+		uint32_t st = atomic_load(&ls->state);
+		if (st == SCHED_LEASE_FREE)
+			continue;
+		int fill[2] = {-1, -1};
+		for (int dir = 0; dir < 2; dir++) {
+			prism_ring *r = NULL;
+			uint32_t end = dir ? ls->submitter : ls->worker;
+			if (end < SCHED_MAX_CLIENTS &&
+			    prism_ring_attach_shared(sched_lease_ring_at(n->base, l, dir),
+						     n->hdr->lease_ring_bytes,
+						     ctl__bell(n, end), &r) == 0)
+				fill[dir] = (int)prism_ring_count(r);
+			prism_ring_destroy(r);
+		}
+		outf(buf, len, off,
+		     "  lease %u: client %u -> worker %u, %s%s%s, slots waiting: spec %d, done "
+		     "%d\n",
+		     l, ls->submitter, ls->worker,
+		     st == SCHED_LEASE_GRANTED ? "granted"
+		     : !n->lease_await[l]      ? "returning"
+		     : n->lease_wgone[l] ? "recalled (the worker let go; the submitter not yet)"
+					 : "recalled",
+		     atomic_load(&ls->busy) ? ", busy" : "", n->lease_chan[l] ? ", actor" : "",
+		     fill[0], fill[1]);
+	}
 }
