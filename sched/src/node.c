@@ -768,34 +768,6 @@ void sched_node_status(sched_node *n, char *buf, size_t len)
 	for (uint32_t q = 0; q < n->nreqs; q++)
 		if (n->reqs[q].client < SCHED_MAX_CLIENTS)
 			asks[n->reqs[q].client]++;
-	/* Each lease: who submits to whom, and what waits in its two rings (a message
-	 * that stays in a ring whose reader sleeps is a lost wake-up). */
-	for (uint32_t l = 0; l < SCHED_MAX_LEASES; l++) {
-		const struct sched_lease *ls = sched_lease_at(n->base, l);
-		uint32_t st = atomic_load(&ls->state);
-		if (st == SCHED_LEASE_FREE)
-			continue;
-		int fill[2] = {-1, -1};
-		for (int dir = 0; dir < 2; dir++) {
-			prism_ring *r = NULL;
-			uint32_t end = dir ? ls->submitter : ls->worker;
-			if (end < SCHED_MAX_CLIENTS &&
-			    prism_ring_attach_shared(sched_lease_ring_at(n->base, l, dir),
-						     n->hdr->lease_ring_bytes,
-						     ctl__bell(n, end), &r) == 0)
-				fill[dir] = (int)prism_ring_count(r);
-			prism_ring_destroy(r);
-		}
-		OUT("  lease %u: client %u -> worker %u, %s%s%s, slots waiting: spec %d, done "
-		    "%d\n",
-		    l, ls->submitter, ls->worker,
-		    st == SCHED_LEASE_GRANTED ? "granted"
-		    : !n->lease_await[l]      ? "returning"
-		    : n->lease_wgone[l] ? "recalled (the worker let go; the submitter not yet)"
-					: "recalled",
-		    atomic_load(&ls->busy) ? ", busy" : "", n->lease_chan[l] ? ", actor" : "",
-		    fill[0], fill[1]);
-	}
 	OUT("clients:\n  slot  kind    pid      state     lease  blocked  holds(busy)  asks  "
 	    "asleep  tasks_run\n");
 	for (uint32_t i = 0; i < SCHED_MAX_CLIENTS; i++) {
