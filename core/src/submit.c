@@ -1000,6 +1000,19 @@ int rt_share(prism_id id, prism_id *sid)
 	return 0;
 }
 
+/* Room for element n of an array that grows by doubling (capacity: the next power of two
+ * at or above n); *arr is prism_realloc'd when n is 0 or a power of two. */
+static int room_for_one(void **arr, uint32_t n, size_t esize)
+{
+	if (n & (n - 1))
+		return 0;
+	void *na = prism_realloc(*arr, (n ? 2 * (size_t)n : 1) * esize);
+	if (!na)
+		return -ENOMEM;
+	*arr = na;
+	return 0;
+}
+
 int rt_share_tree(prism_id id, uint32_t parent, struct sched_contained **e, uint32_t *n)
 {
 	if (*n >= SCHED_CONTAINED_MAX) {
@@ -1007,12 +1020,8 @@ int rt_share_tree(prism_id id, uint32_t parent, struct sched_contained **e, uint
 			     SCHED_CONTAINED_MAX);
 		return -E2BIG;
 	}
-	if ((*n & (*n - 1)) == 0) { /* 0, 1, 2, 4...: room doubles */
-		void *ne = prism_realloc(*e, (*n ? 2 * *n : 1) * sizeof(**e));
-		if (!ne)
-			return -ENOMEM;
-		*e = ne;
-	}
+	if (room_for_one((void **)e, *n, sizeof(**e)) != 0)
+		return -ENOMEM;
 	struct sched_contained *c = &(*e)[*n];
 	*c = (struct sched_contained){.ref = id, .parent = parent};
 	int rc = rt_share(id, &c->sid);
@@ -1039,13 +1048,8 @@ void rt_unshare(prism_id id, prism_id sid, int how)
 /* Add ref id to holder h's list of the refs its value contains. */
 static bool inner_add(struct obj *h, prism_id id)
 {
-	if ((h->ninner & (h->ninner - 1)) == 0) { /* 0, 1, 2, 4...: room doubles */
-		void *ni = prism_realloc(h->inner,
-					 (h->ninner ? 2 * h->ninner : 1) * sizeof(*h->inner));
-		if (!ni)
-			return false;
-		h->inner = ni;
-	}
+	if (room_for_one((void **)&h->inner, h->ninner, sizeof(*h->inner)) != 0)
+		return false;
 	h->inner[h->ninner++] = id;
 	return true;
 }
